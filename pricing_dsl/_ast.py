@@ -1,0 +1,307 @@
+"""The syntax tree: what a ruleset file says, before any meaning is checked.
+
+Every node is a frozen, slotted dataclass carrying the :class:`Span` of the
+text it came from, so later passes can point at the exact clause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Union
+
+from ._errors import Span
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """An identifier or keyword-like word (a unit, a currency code...)."""
+
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Number:
+    """A decimal literal. ``text`` keeps the author's spelling (``10_000``)."""
+
+    value: Decimal
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class DateLit:
+    value: date | None  # None when the text is not a real calendar date
+    text: str
+    span: Span
+
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyStmt:
+    code: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class RoundingStmt:
+    mode: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AddonStmt:
+    """``addon ID ["Name"] PRICE per month``: a catalog entry, or a price override."""
+
+    id: Word
+    name: str | None
+    price: Number
+    unit: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MeterDecl:
+    id: Word
+    name: str | None
+    unit: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BaseStmt:
+    price: Number
+    unit: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Included:
+    quantity: Number
+    unit: Word | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PercentAllowance:
+    percent: Number
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class FlatRate:
+    price: Number
+    unit: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """One row of a tier table; ``up_to`` is None for the final ``above`` row."""
+
+    up_to: Number | None
+    price: Number
+    unit: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TieredRate:
+    mode: str  # "graduated" | "volume"
+    tiers: tuple[Tier, ...]
+    span: Span
+
+
+Rate = Union[FlatRate, TieredRate]
+Allowance = Union[Included, PercentAllowance]
+
+
+@dataclass(frozen=True, slots=True)
+class MeterTerm:
+    """``METER [allowance] [overage] [rate]``, e.g. ``mau included 1000 overage 0.12 per user``."""
+
+    meter: Word
+    allowance: Allowance | None
+    overage_keyword: bool
+    rate: Rate | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AddonsStmt:
+    ids: tuple[Word, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TermStmt:
+    start: DateLit
+    end: DateLit
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ProrateStmt:
+    what: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountPercent:
+    percent: Number
+    targets: tuple[Word, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class DiscountFixed:
+    amount: Number
+    currency: Word | None
+    unit: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class CapStmt:
+    line: Word
+    amount: Number
+    currency: Word | None
+    unit: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MinimumStmt:
+    amount: Number
+    currency: Word | None
+    unit: Word
+    span: Span
+
+
+# --------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True, slots=True)
+class NumberExpr:
+    value: Number
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class DateExpr:
+    value: DateLit
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class RefExpr:
+    """A meter, such as ``mau`` or ``video_minutes``."""
+
+    name: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AttrExpr:
+    """``period.start`` / ``period.end``."""
+
+    obj: Word
+    attr: Word
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class BinaryExpr:
+    op: str  # + - * / < <= > >= == != and or
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class NotExpr:
+    operand: Expr
+    span: Span
+
+
+Expr = Union[NumberExpr, DateExpr, RefExpr, AttrExpr, BinaryExpr, NotExpr]
+
+
+@dataclass(frozen=True, slots=True)
+class WhenBlock:
+    condition: Expr
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class FromBlock:
+    start: DateLit
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+Stmt = Union[
+    CurrencyStmt,
+    RoundingStmt,
+    BaseStmt,
+    MeterTerm,
+    AddonsStmt,
+    AddonStmt,
+    WhenBlock,
+    FromBlock,
+    TermStmt,
+    ProrateStmt,
+    DiscountPercent,
+    DiscountFixed,
+    CapStmt,
+    MinimumStmt,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanDecl:
+    """A ``plan`` or ``contract`` block."""
+
+    kind: str  # "plan" | "contract"
+    id: Word
+    name: str | None
+    parent: Word | None
+    body: tuple[Stmt, ...]
+    span: Span
+
+
+# --------------------------------------------------------------------- tests
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """``expect LINE [quantity|amount] VALUE``, ``expect total VALUE`` or ``expect error CODE``."""
+
+    target: Word  # line code, "total", or for errors the code
+    field: str  # "amount" | "quantity" | "error"
+    value: Number | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class TestDecl:
+    name: str
+    contract: Word | None
+    period: Word | None
+    usage: tuple[tuple[Word, Number], ...]
+    expectations: tuple[Expectation, ...]
+    span: Span
+
+
+Decl = Union[CurrencyStmt, RoundingStmt, AddonStmt, MeterDecl, PlanDecl, TestDecl]
+
+
+@dataclass(frozen=True, slots=True)
+class File:
+    path: str
+    decls: tuple[Decl, ...]

@@ -1,0 +1,925 @@
+"""Syntax trees to resolved terms: every semantic rule of the language lives here.
+
+The checker never stops at the first problem.  It collects a diagnostic for
+each independent error (unknown names, unit mismatches, cycles...) and only
+then decides whether the ruleset is usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from . import _ast as A
+from ._currency import minor_units
+from ._errors import Diagnostic, Span
+from ._suggest import did_you_mean
+from ._terms import (
+    BUILTIN_METERS,
+    FIXED_PER,
+    STANDARD,
+    AddonInfo,
+    AllowanceSpec,
+    Layer,
+    MeterInfo,
+    RateSpec,
+    ResolvedContract,
+    Sourced,
+    TermKey,
+    TierSpec,
+)
+
+__all__ = ["CheckResult", "check"]
+
+ROUNDING_MODES = ("half_up", "half_even")
+PRORATE_WHAT = ("allowances",)
+
+# The FAQ's standard rates.  They are US dollar prices, so they only fill in
+# for plans priced in USD; a plan in another currency must state its rates.
+_STANDARD_USD: dict[str, Decimal] = {
+    "mau": Decimal("0.12"),
+    "concurrency": Decimal("1.00"),
+    "voice": Decimal("0.001"),
+    "video": Decimal("0.003"),
+}
+_STANDARD_CONCURRENCY_PERCENT = Decimal(5)
+
+# Statements that may only appear directly in a plan or contract body.
+_BODY_ONLY = (A.CurrencyStmt, A.RoundingStmt, A.TermStmt, A.ProrateStmt, A.FromBlock, A.WhenBlock)
+_WHAT = {
+    A.CurrencyStmt: "`currency`",
+    A.RoundingStmt: "`rounding`",
+    A.TermStmt: "`term`",
+    A.ProrateStmt: "`prorate`",
+    A.FromBlock: "a `from` block",
+    A.WhenBlock: "a `when` block",
+}
+
+# Names that conditions may use, besides declared meters' usage keys.
+_PERIOD_ATTRS = ("start", "end")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    contracts: Mapping[str, ResolvedContract]
+    meters: tuple[MeterInfo, ...]
+    addons: Mapping[str, AddonInfo]
+    tests: tuple[A.TestDecl, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+@dataclass(slots=True)
+class _FileInfo:
+    currency: Sourced[str] | None = None
+    rounding: Sourced[str] | None = None
+
+
+@dataclass(slots=True)
+class _Checker:
+    files: list[A.File]
+    diags: list[Diagnostic] = field(default_factory=list)
+    file_info: dict[str, _FileInfo] = field(default_factory=dict)
+    decls: dict[str, A.PlanDecl] = field(default_factory=dict)
+    meters: dict[str, MeterInfo] = field(default_factory=dict)
+    addons: dict[str, AddonInfo] = field(default_factory=dict)
+    tests: list[A.TestDecl] = field(default_factory=list)
+    resolved: dict[str, ResolvedContract] = field(default_factory=dict)
+    broken: set[str] = field(default_factory=set)
+    current_currency: str | None = None
+
+    # ------------------------------------------------------------ reporting
+    def error(self, code: str, message: str, span: Span | None, hint: str | None = None) -> None:
+        self.diags.append(Diagnostic.at(code, message, span, hint=hint))
+
+    # ------------------------------------------------------------ pass 1: names
+    def collect(self) -> None:
+        for m in BUILTIN_METERS:
+            self.meters[m.id] = m
+        first_seen: dict[str, Span] = {}
+        for f in self.files:
+            info = self.file_info.setdefault(f.path, _FileInfo())
+            for decl in f.decls:
+                if isinstance(decl, A.CurrencyStmt):
+                    code = self.check_currency(decl.code)
+                    if info.currency is not None:
+                        self.error(
+                            "E212",
+                            "this file already states its currency "
+                            f"(line {info.currency.span.line})",
+                            decl.span,
+                            hint="keep one `currency` line per file",
+                        )
+                    elif code is not None:
+                        info.currency = Sourced(code, decl.span)
+                elif isinstance(decl, A.RoundingStmt):
+                    mode = self.check_rounding(decl)
+                    if info.rounding is not None:
+                        self.error(
+                            "E212",
+                            "this file already states its rounding "
+                            f"(line {info.rounding.span.line})",
+                            decl.span,
+                            hint="keep one `rounding` line per file",
+                        )
+                    elif mode is not None:
+                        info.rounding = Sourced(mode, decl.span)
+        # Catalogs and declarations, once every file's currency is known.
+        for f in self.files:
+            info = self.file_info[f.path]
+            for decl in f.decls:
+                if isinstance(decl, A.AddonStmt):
+                    self.collect_addon(decl, info)
+                elif isinstance(decl, A.MeterDecl):
+                    self.collect_meter(decl)
+                elif isinstance(decl, A.PlanDecl):
+                    name = decl.id.text
+                    if name in self.decls or name in first_seen:
+                        prev = self.decls[name].id.span if name in self.decls else first_seen[name]
+                        self.error(
+                            "E202",
+                            f"`{name}` is already defined at {prev}",
+                            decl.id.span,
+                            hint="give each plan and contract its own id",
+                        )
+                    else:
+                        self.decls[name] = decl
+                        first_seen[name] = decl.id.span
+                elif isinstance(decl, A.TestDecl):
+                    self.tests.append(decl)
+
+    def collect_addon(self, decl: A.AddonStmt, info: _FileInfo) -> None:
+        if decl.name is None:
+            self.error(
+                "E213",
+                f"the catalog entry for add-on `{decl.id.text}` needs a display name",
+                decl.id.span,
+                hint=f'write `addon {decl.id.text} "Display name" {decl.price.text} per month`',
+            )
+            return
+        self.check_price(decl.price, "an add-on price")
+        self.check_unit(decl.unit, FIXED_PER, f"add-on `{decl.id.text}`")
+        if decl.id.text in self.addons:
+            prev = self.addons[decl.id.text].span
+            self.error(
+                "E202",
+                f"add-on `{decl.id.text}` is already in the catalog at {prev}",
+                decl.id.span,
+                hint="list each add-on once; a plan or contract may override its price",
+            )
+            return
+        currency = info.currency.value if info.currency else None
+        self.addons[decl.id.text] = AddonInfo(
+            decl.id.text, decl.name, decl.price.value, currency, decl.span
+        )
+
+    def collect_meter(self, decl: A.MeterDecl) -> None:
+        ident = decl.id.text
+        existing = self.meters.get(ident)
+        if existing is not None:
+            where = "is built in" if existing.builtin else f"is already declared at {existing.span}"
+            self.error("E202", f"meter `{ident}` {where}", decl.id.span,
+                       hint="choose another name for this meter")
+            return
+        if any(m.usage_key == ident for m in self.meters.values()):
+            self.error("E202", f"`{ident}` is already a usage key", decl.id.span,
+                       hint="choose another name for this meter")
+            return
+        self.meters[ident] = MeterInfo(
+            ident, decl.name or ident, decl.unit.text, ident, ident, False, False, decl.span
+        )
+
+    # ------------------------------------------------------------ value checks
+    def check_currency(self, word: A.Word) -> str | None:
+        if minor_units(word.text) is not None:
+            return word.text
+        upper = word.text.upper()
+        hint = (
+            f"currency codes are upper case: `{upper}`"
+            if minor_units(upper) is not None
+            else "use a three-letter ISO 4217 code such as USD, EUR or JPY"
+        )
+        self.error("E200", f"`{word.text}` is not an ISO 4217 currency code", word.span, hint)
+        return None
+
+    def check_rounding(self, stmt: A.RoundingStmt) -> str | None:
+        if stmt.mode.text in ROUNDING_MODES:
+            return stmt.mode.text
+        self.error(
+            "E218",
+            f"unknown rounding mode `{stmt.mode.text}`"
+            + did_you_mean(stmt.mode.text, ROUNDING_MODES),
+            stmt.mode.span,
+            hint="use `rounding half_up` (the default) or `rounding half_even`",
+        )
+        return None
+
+    def check_price(self, num: A.Number, what: str) -> bool:
+        if num.value < 0:
+            self.error(
+                "E205",
+                f"{what} cannot be negative ({num.text})",
+                num.span,
+                hint="prices are amounts charged; use a `discount` to take money off",
+            )
+            return False
+        return True
+
+    def check_percent(self, num: A.Number, what: str) -> bool:
+        if num.value > 100:
+            self.error(
+                "E206",
+                f"{what} cannot be above 100% ({num.text}%)",
+                num.span,
+                hint="a percentage is between 0% and 100%",
+            )
+            return False
+        return True
+
+    def check_unit(self, unit: A.Word, expected: str, what: str, plural_ok: bool = False) -> bool:
+        if unit.text == expected or (plural_ok and unit.text == expected + "s"):
+            return True
+        self.error(
+            "E204",
+            f"{what} is priced per {expected}, not per {unit.text}"
+            if not plural_ok
+            else f"{what} is counted in {expected}s, not {unit.text}",
+            unit.span,
+            hint=f"write `per {expected}`" if not plural_ok else f"write `{expected}s`",
+        )
+        return False
+
+    def check_whole(self, num: A.Number, what: str) -> bool:
+        if num.value != num.value.to_integral_value():
+            self.error("E216", f"{what} must be a whole number ({num.text})", num.span)
+            return False
+        return True
+
+    def check_date(self, d: A.DateLit) -> date | None:
+        if d.value is None:
+            self.error("E217", f"`{d.text}` is not a real calendar date", d.span,
+                       hint="write dates as YYYY-MM-DD")
+        return d.value
+
+    # ------------------------------------------------------------ statements
+    def stmt_patch(
+        self, stmt: A.Stmt, decl: A.PlanDecl, context: str
+    ) -> list[tuple[TermKey, Sourced[Any]]]:
+        """Validate one term statement; return the term values it sets."""
+        if context != "body" and isinstance(stmt, _BODY_ONLY):
+            self.error(
+                "E214",
+                f"{_WHAT[type(stmt)]} cannot be used inside a {context} block",
+                stmt.span,
+                hint=f"move it to the top level of `{decl.id.text}`",
+            )
+            return []
+        if isinstance(stmt, A.CurrencyStmt):
+            return []  # handled when the currency is resolved
+        if isinstance(stmt, A.RoundingStmt):
+            mode = self.check_rounding(stmt)
+            return [(("rounding",), Sourced(mode, stmt.span))] if mode else []
+        if isinstance(stmt, A.BaseStmt):
+            ok = self.check_price(stmt.price, "the base fee")
+            ok &= self.check_unit(stmt.unit, FIXED_PER, "the base fee")
+            return [(("base",), Sourced(stmt.price.value, stmt.span))] if ok else []
+        if isinstance(stmt, A.MeterTerm):
+            return self.meter_patch(stmt)
+        if isinstance(stmt, A.AddonsStmt):
+            ids: list[str] = []
+            ok = True
+            for w in stmt.ids:
+                if w.text not in self.addons:
+                    self.unknown_addon(w)
+                    ok = False
+                elif w.text in ids:
+                    self.error("E202", f"add-on `{w.text}` is listed twice", w.span,
+                               hint="list each add-on once")
+                    ok = False
+                else:
+                    ids.append(w.text)
+            return [(("addons",), Sourced(tuple(ids), stmt.span))] if ok else []
+        if isinstance(stmt, A.AddonStmt):
+            if stmt.id.text not in self.addons:
+                self.unknown_addon(stmt.id)
+                return []
+            if stmt.name is not None:
+                self.error(
+                    "E213",
+                    "an add-on's display name belongs in the catalog, not in a plan or contract",
+                    stmt.span,
+                    hint=f"write `addon {stmt.id.text} {stmt.price.text} per month`",
+                )
+                return []
+            ok = self.check_price(stmt.price, f"the price of add-on `{stmt.id.text}`")
+            ok &= self.check_unit(stmt.unit, FIXED_PER, f"add-on `{stmt.id.text}`")
+            key = ("addon_price", stmt.id.text)
+            return [(key, Sourced(stmt.price.value, stmt.span))] if ok else []
+        if isinstance(stmt, A.TermStmt):
+            start, end = self.check_date(stmt.start), self.check_date(stmt.end)
+            if start is None or end is None:
+                return []
+            if end < start:
+                self.error("E219", "the term ends before it starts", stmt.span,
+                           hint="write `term START to END` with START on or before END")
+                return []
+            return [(("term",), Sourced((start, end), stmt.span))]
+        if isinstance(stmt, A.ProrateStmt):
+            if stmt.what.text not in PRORATE_WHAT:
+                self.error(
+                    "E214",
+                    f"cannot prorate `{stmt.what.text}`",
+                    stmt.what.span,
+                    hint="`prorate allowances` is the only form; fixed fees are always prorated",
+                )
+                return []
+            return [(("prorate", "allowances"), Sourced(True, stmt.span))]
+        if isinstance(stmt, A.DiscountPercent):
+            if not self.check_percent(stmt.percent, "a discount"):
+                return []
+            out: list[tuple[TermKey, Sourced[Any]]] = []
+            for w in stmt.targets:
+                out.append((("discount_pct", w.text), Sourced((stmt.percent.value, w), stmt.span)))
+            return out
+        if isinstance(stmt, A.DiscountFixed):
+            ok = self.check_price(stmt.amount, "a discount amount")
+            ok &= self.check_amount_currency(stmt.currency, "the discount")
+            ok &= self.check_unit(stmt.unit, FIXED_PER, "a fixed discount")
+            if not ok:
+                return []
+            return [(("discount_fixed",), Sourced(stmt.amount.value, stmt.span))]
+        if isinstance(stmt, A.CapStmt):
+            ok = self.check_price(stmt.amount, "a cap")
+            ok &= self.check_amount_currency(stmt.currency, "the cap")
+            ok &= self.check_unit(stmt.unit, FIXED_PER, "a cap")
+            usage_lines = {m.line_code: m for m in self.meters.values()}
+            if stmt.line.text not in usage_lines:
+                fixed = stmt.line.text == "base" or stmt.line.text.startswith("addon")
+                self.error(
+                    "E221",
+                    f"`{stmt.line.text}` is not a usage line, so it cannot be capped"
+                    + ("" if fixed else did_you_mean(stmt.line.text, usage_lines)),
+                    stmt.line.span,
+                    hint="caps apply to usage lines: " + ", ".join(usage_lines),
+                )
+                return []
+            if not ok:
+                return []
+            return [(("cap", stmt.line.text), Sourced(stmt.amount.value, stmt.span))]
+        if isinstance(stmt, A.MinimumStmt):
+            ok = self.check_price(stmt.amount, "a minimum")
+            ok &= self.check_amount_currency(stmt.currency, "the minimum")
+            ok &= self.check_unit(stmt.unit, FIXED_PER, "a minimum")
+            return [(("minimum",), Sourced(stmt.amount.value, stmt.span))] if ok else []
+        raise AssertionError(f"unhandled statement {type(stmt).__name__}")
+
+    def check_amount_currency(self, word: A.Word | None, what: str) -> bool:
+        if word is None:
+            return True
+        code = self.check_currency(word)
+        if code is None:
+            return False
+        if self.current_currency is not None and code != self.current_currency:
+            self.error(
+                "E211",
+                f"{what} is in {code}, but this contract is billed in {self.current_currency}",
+                word.span,
+                hint=f"state the amount in {self.current_currency}",
+            )
+            return False
+        return True
+
+    def unknown_addon(self, w: A.Word) -> None:
+        self.error(
+            "E207",
+            f"unknown add-on `{w.text}`" + did_you_mean(w.text, self.addons),
+            w.span,
+            hint="add-ons must be in the catalog: `addon ID \"Name\" PRICE per month` "
+            "at the top level of a file",
+        )
+
+    def meter_patch(self, stmt: A.MeterTerm) -> list[tuple[TermKey, Sourced[Any]]]:
+        name = stmt.meter.text
+        meter = self.meters.get(name)
+        if meter is None:
+            by_key = next((m for m in self.meters.values() if m.usage_key == name), None)
+            hint = (
+                f"in a plan, the meter is called `{by_key.id}`; `{name}` is its usage key"
+                if by_key
+                else "declare custom meters at the top level: "
+                f'`meter {name} "Name" unit UNIT`'
+            )
+            keywords = ("base", "addons", "addon", "discount", "cap", "minimum", "term",
+                        "when", "from", "currency", "rounding", "prorate")
+            self.error(
+                "E208",
+                f"unknown meter or term `{name}`" + did_you_mean(name, [*self.meters, *keywords]),
+                stmt.meter.span,
+                hint=hint,
+            )
+            return []
+        out: list[tuple[TermKey, Sourced[Any]]] = []
+        ok = True
+        if stmt.allowance is None and stmt.rate is None:
+            self.error(
+                "E214",
+                f"`{name}` needs an allowance or a rate",
+                stmt.span,
+                hint=f"for example `{name} included 1000 overage 0.12 per {meter.unit}`",
+            )
+            return []
+        if stmt.overage_keyword and stmt.rate is None:
+            self.error("E214", "`overage` needs a price after it", stmt.span,
+                       hint=f"for example `overage 0.12 per {meter.unit}`")
+            ok = False
+        al = stmt.allowance
+        if isinstance(al, A.PercentAllowance):
+            if name != "concurrency":
+                self.error(
+                    "E214",
+                    f"a percentage allowance only applies to concurrency, not to `{name}`",
+                    al.span,
+                    hint=f"write `{name} included N {meter.unit}s`",
+                )
+                ok = False
+            elif self.check_percent(al.percent, "the concurrency allowance"):
+                out.append(
+                    (("meter", name, "allowance"),
+                     Sourced(AllowanceSpec("percent", al.percent.value), al.span))
+                )
+            else:
+                ok = False
+        elif isinstance(al, A.Included):
+            good = True
+            if al.unit is not None:
+                good &= self.check_unit(al.unit, meter.unit, f"`{name}`", plural_ok=True)
+            if meter.whole:
+                good &= self.check_whole(al.quantity, f"the {meter.unit}s included")
+            if good:
+                out.append(
+                    (("meter", name, "allowance"),
+                     Sourced(AllowanceSpec("included", al.quantity.value), al.span))
+                )
+            ok &= good
+        rate = stmt.rate
+        if isinstance(rate, A.FlatRate):
+            good = self.check_price(rate.price, f"the `{name}` rate")
+            good &= self.check_unit(rate.unit, meter.unit, f"`{name}`")
+            if good:
+                out.append(
+                    (("meter", name, "rate"),
+                     Sourced(RateSpec("flat", rate.price.value), rate.span))
+                )
+            ok &= good
+        elif isinstance(rate, A.TieredRate):
+            spec = self.check_tiers(rate, meter)
+            if spec is not None:
+                out.append((("meter", name, "rate"), Sourced(spec, rate.span)))
+            else:
+                ok = False
+        return out if ok else []
+
+    def check_tiers(self, rate: A.TieredRate, meter: MeterInfo) -> RateSpec | None:
+        ok = True
+        tiers: list[TierSpec] = []
+        last: A.Number | None = None
+        if not rate.tiers:
+            self.error("E215", "a tier table needs at least one row", rate.span,
+                       hint=f"end the table with `above at PRICE per {meter.unit}`")
+            return None
+        for i, t in enumerate(rate.tiers):
+            ok &= self.check_price(t.price, "a tier price")
+            ok &= self.check_unit(t.unit, meter.unit, f"`{meter.id}`")
+            if t.up_to is None:
+                if i != len(rate.tiers) - 1:
+                    self.error("E215", "`above` must be the last row of a tier table", t.span,
+                               hint="move the `above` row to the end")
+                    ok = False
+            else:
+                if meter.whole:
+                    ok &= self.check_whole(t.up_to, "a tier bound")
+                if last is not None and t.up_to.value <= last.value:
+                    self.error(
+                        "E215",
+                        f"tier bounds must increase: {t.up_to.text} is not above {last.text}",
+                        t.up_to.span,
+                        hint="list the tiers from the smallest bound to the largest",
+                    )
+                    ok = False
+                last = t.up_to
+            tiers.append(TierSpec(t.up_to.value if t.up_to else None, t.price.value))
+        if rate.tiers[-1].up_to is not None:
+            self.error(
+                "E215",
+                "the tier table has no final `above` row",
+                rate.tiers[-1].span,
+                hint=f"add `above at PRICE per {meter.unit}` as the last row, "
+                "to price usage past the last bound",
+            )
+            ok = False
+        return RateSpec(rate.mode, None, tuple(tiers)) if ok else None
+
+    # ------------------------------------------------------------ conditions
+    def check_expr(self, e: A.Expr) -> tuple[str, bool]:
+        """Type of an expression: a unit name, "number", "date" or "bool"; and period use."""
+        if isinstance(e, A.NumberExpr):
+            return "number", False
+        if isinstance(e, A.DateExpr):
+            self.check_date(e.value)
+            return "date", False
+        if isinstance(e, A.RefExpr):
+            keys = {m.usage_key: m for m in self.meters.values()}
+            m = keys.get(e.name.text)
+            if m is None:
+                by_id = self.meters.get(e.name.text)
+                hint = (
+                    f"conditions use usage keys; write `{by_id.usage_key}`"
+                    if by_id
+                    else "conditions may use: " + ", ".join(keys) + ", period.start, period.end"
+                )
+                self.error(
+                    "E220",
+                    f"unknown meter `{e.name.text}` in a condition"
+                    + ("" if by_id else did_you_mean(e.name.text, keys)),
+                    e.span,
+                    hint=hint,
+                )
+                return "error", False
+            return m.unit, False
+        if isinstance(e, A.AttrExpr):
+            if e.obj.text != "period" or e.attr.text not in _PERIOD_ATTRS:
+                self.error(
+                    "E220",
+                    f"unknown value `{e.obj.text}.{e.attr.text}` in a condition",
+                    e.span,
+                    hint="conditions may use `period.start` and `period.end`",
+                )
+                return "error", True
+            return "date", True
+        if isinstance(e, A.NotExpr):
+            t, p = self.check_expr(e.operand)
+            if t not in ("bool", "error"):
+                self.type_error(e.operand, "`not` needs a condition", t)
+            return "bool", p
+        lt, lp = self.check_expr(e.left)
+        rt, rp = self.check_expr(e.right)
+        uses_period = lp or rp
+        if "error" in (lt, rt):
+            return ("bool" if e.op in ("and", "or") or e.op in "<>=!" else "error"), uses_period
+        if e.op in ("and", "or"):
+            for side, t in ((e.left, lt), (e.right, rt)):
+                if t != "bool":
+                    self.type_error(side, f"`{e.op}` joins conditions", t)
+            return "bool", uses_period
+        if e.op in ("<", "<=", ">", ">=", "==", "!="):
+            if "bool" in (lt, rt) or not _compatible(lt, rt):
+                self.error(
+                    "E219",
+                    f"cannot compare {_describe_type(lt)} with {_describe_type(rt)}",
+                    e.span,
+                    hint="compare a meter with a number or with a meter of the same unit, "
+                    "and dates with dates",
+                )
+            return "bool", uses_period
+        # Arithmetic.
+        if "bool" in (lt, rt) or "date" in (lt, rt):
+            self.error("E219", f"cannot use `{e.op}` on {_describe_type(lt)} and "
+                       f"{_describe_type(rt)}", e.span,
+                       hint="arithmetic works on meters and numbers")
+            return "error", uses_period
+        if e.op in ("+", "-"):
+            if not _compatible(lt, rt):
+                self.error("E219", f"cannot add or subtract {_describe_type(lt)} and "
+                           f"{_describe_type(rt)}", e.span,
+                           hint="only quantities of the same unit add up")
+                return "error", uses_period
+            return (lt if lt != "number" else rt), uses_period
+        if e.op == "*":
+            if lt != "number" and rt != "number":
+                self.error("E219", f"cannot multiply {_describe_type(lt)} by "
+                           f"{_describe_type(rt)}", e.span,
+                           hint="multiply a meter by a plain number")
+                return "error", uses_period
+            return (lt if lt != "number" else rt), uses_period
+        # Division: by a number keeps the unit; by the same unit gives a ratio.
+        if rt == "number":
+            return lt, uses_period
+        if lt == rt:
+            return "number", uses_period
+        self.error("E219", f"cannot divide {_describe_type(lt)} by {_describe_type(rt)}",
+                   e.span, hint="divide by a plain number, or by a meter of the same unit")
+        return "error", uses_period
+
+    def type_error(self, e: A.Expr, what: str, got: str) -> None:
+        self.error("E219", f"{what}, not {_describe_type(got)}", e.span,
+                   hint="write a comparison such as `mau > 150_000`")
+
+    # ------------------------------------------------------------ resolution
+    def resolve_all(self) -> None:
+        for name in self.decls:
+            self.resolve(name, ())
+
+    def resolve(self, name: str, visiting: tuple[str, ...]) -> ResolvedContract | None:
+        if name in self.resolved:
+            return self.resolved[name]
+        if name in self.broken:
+            return None
+        decl = self.decls[name]
+        parent: ResolvedContract | None = None
+        if decl.parent is not None:
+            pname = decl.parent.text
+            if pname in visiting or pname == name:
+                cycle = [*visiting[visiting.index(pname):], name, pname] if pname in visiting else [
+                    name, name]
+                self.error(
+                    "E203",
+                    "`extends` goes round in a circle: " + " -> ".join(cycle),
+                    decl.parent.span,
+                    hint="a plan or contract cannot extend itself, directly or through others",
+                )
+                self.broken.add(name)
+                return None
+            if pname not in self.decls:
+                if pname not in self.broken:
+                    self.error(
+                        "E201",
+                        f"`{name}` extends `{pname}`, which is not defined"
+                        + did_you_mean(pname, self.decls),
+                        decl.parent.span,
+                        hint="extend one of: " + ", ".join(sorted(self.decls)) if self.decls
+                        else "define the plan first",
+                    )
+                self.broken.add(name)
+                return None
+            pdecl = self.decls[pname]
+            if decl.kind == "plan" and pdecl.kind == "contract":
+                self.error(
+                    "E209",
+                    f"plan `{name}` cannot extend contract `{pname}`",
+                    decl.parent.span,
+                    hint="a plan extends a plan; a contract extends a plan or a contract",
+                )
+            parent = self.resolve(pname, (*visiting, name))
+            if parent is None:
+                self.broken.add(name)
+                return None
+        elif decl.kind == "contract":
+            self.error(
+                "E209",
+                f"contract `{name}` must extend a plan or another contract",
+                decl.id.span,
+                hint=f"write `contract {name} extends PLAN {{ … }}`"
+                + (f"; plans: {', '.join(sorted(self.decls))}" if self.decls else ""),
+            )
+            self.broken.add(name)
+            return None
+
+        errors_before = len(self.diags)
+        currency = self.resolve_currency(decl, parent)
+        self.current_currency = currency
+        layers: list[Layer] = list(parent.layers) if parent else [self.standard_layer(currency)]
+        info = self.file_info.get(decl.span.path, _FileInfo())
+        own: dict[TermKey, Sourced[Any]] = {}
+        if info.rounding is not None:
+            own[("rounding",)] = info.rounding
+        whens: list[Layer] = []
+        froms: list[tuple[date, Layer]] = []
+        uses_period = parent.uses_period if parent else False
+        seen_keys: dict[TermKey, Span] = {}
+        for stmt in decl.body:
+            if isinstance(stmt, A.WhenBlock):
+                kind, p = self.check_expr(stmt.condition)
+                if kind not in ("bool", "error"):
+                    self.type_error(stmt.condition, "`when` needs a condition", kind)
+                uses_period |= p
+                patch = self.block_patch(stmt.body, decl, "when")
+                whens.append(Layer(MappingProxyType(patch), condition=stmt.condition,
+                                   label=f"when at {stmt.span}", span=stmt.span))
+            elif isinstance(stmt, A.FromBlock):
+                start = self.check_date(stmt.start)
+                if start is None:
+                    continue
+                if start.day != 1:
+                    self.error(
+                        "E217",
+                        f"a `from` date must be the first day of a month, not {stmt.start.text}",
+                        stmt.start.span,
+                        hint=f"write `from {start.replace(day=1).isoformat()}` or the first "
+                        "day of a later month",
+                    )
+                    continue
+                if any(d == start for d, _ in froms):
+                    self.error("E202", f"there is already a `from {stmt.start.text}` block",
+                               stmt.start.span, hint="merge the two blocks into one")
+                    continue
+                patch = self.block_patch(stmt.body, decl, "from")
+                froms.append((start, Layer(MappingProxyType(patch), from_date=start,
+                                           label=f"from {start.isoformat()} at {stmt.span}",
+                                           span=stmt.span)))
+            else:
+                for key, value in self.stmt_patch(stmt, decl, "body"):
+                    if key in seen_keys and key != ("rounding",):
+                        pass  # a later statement wins; the linter warns about it
+                    seen_keys[key] = value.span
+                    own[key] = value
+        if own:
+            layers.append(Layer(MappingProxyType(own), label=f"{decl.kind} {name}", span=decl.span))
+        layers.extend(layer for _, layer in sorted(froms, key=lambda p: p[0]))
+        layers.extend(whens)
+
+        if len(self.diags) > errors_before or currency is None:
+            self.broken.add(name)
+            return None
+        static: dict[TermKey, Sourced[Any]] = {}
+        for layer in layers:
+            if not layer.conditional:
+                static.update(layer.patch)
+        resolved = ResolvedContract(
+            id=name,
+            name=decl.name or name,
+            kind=decl.kind,
+            currency=currency,
+            minor_units=minor_units(currency) or 0,
+            chain=(name, *(parent.chain if parent else ())),
+            layers=tuple(layers),
+            span=decl.span,
+            static_terms=MappingProxyType(static),
+            has_conditions=any(layer.conditional for layer in layers),
+            uses_period=uses_period,
+        )
+        self.check_complete(decl, resolved)
+        self.check_adjustment_targets(decl, resolved)
+        self.resolved[name] = resolved
+        return resolved
+
+    def block_patch(
+        self, body: Iterable[A.Stmt], decl: A.PlanDecl, context: str
+    ) -> dict[TermKey, Sourced[Any]]:
+        patch: dict[TermKey, Sourced[Any]] = {}
+        for stmt in body:
+            for key, value in self.stmt_patch(stmt, decl, context):
+                patch[key] = value
+        return patch
+
+    def standard_layer(self, currency: str | None) -> Layer:
+        std: dict[TermKey, Sourced[Any]] = {
+            ("rounding",): Sourced("half_up", STANDARD),
+            ("meter", "concurrency", "allowance"): Sourced(
+                AllowanceSpec("percent", _STANDARD_CONCURRENCY_PERCENT), STANDARD
+            ),
+            ("addons",): Sourced((), STANDARD),
+        }
+        if currency == "USD":
+            for meter, price in _STANDARD_USD.items():
+                std[("meter", meter, "rate")] = Sourced(RateSpec("flat", price), STANDARD)
+        return Layer(MappingProxyType(std), label="standard rates", span=STANDARD)
+
+    def resolve_currency(self, decl: A.PlanDecl, parent: ResolvedContract | None) -> str | None:
+        stated: Sourced[str] | None = None
+        for stmt in decl.body:
+            if isinstance(stmt, A.CurrencyStmt):
+                code = self.check_currency(stmt.code)
+                if code is None:
+                    return None
+                if stated is not None and stated.value != code:
+                    self.error("E212", "the currency is stated twice", stmt.span)
+                stated = Sourced(code, stmt.span)
+        info = self.file_info.get(decl.span.path, _FileInfo())
+        if decl.kind == "contract" and stated is not None:
+            if parent is not None and stated.value != parent.currency:
+                self.error(
+                    "E211",
+                    f"contract `{decl.id.text}` cannot change the currency to {stated.value}: "
+                    f"its plan `{parent.id}` is priced in {parent.currency}",
+                    stated.span,
+                    hint="a contract's currency is its plan's; extend a plan priced in "
+                    f"{stated.value} instead",
+                )
+                return None
+        candidates = [c for c in (stated, info.currency) if c is not None]
+        own = candidates[0] if candidates else None
+        if parent is not None:
+            if own is not None and own.value != parent.currency:
+                self.error(
+                    "E211",
+                    f"`{decl.id.text}` is in {own.value} but extends `{parent.id}`, "
+                    f"which is priced in {parent.currency}",
+                    own.span if own is stated else decl.id.span,
+                    hint="inherited prices keep their currency, so a plan or contract must use "
+                    "its parent's currency" + (
+                        f" (this file says `currency {own.value}` at line {own.span.line})"
+                        if own is not stated else ""
+                    ),
+                )
+                return None
+            return parent.currency
+        if own is None:
+            self.error(
+                "E210",
+                f"`{decl.id.text}` has no currency",
+                decl.id.span,
+                hint="add `currency USD` (or another ISO 4217 code) at the top of the file "
+                "or inside the plan",
+            )
+            return None
+        return own.value
+
+    def check_complete(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+        terms = c.static_terms
+        missing: list[str] = []
+        allowance = terms.get(("meter", "mau", "allowance"))
+        if allowance is None:
+            missing.append("how many MAU it includes (for example `mau included 1000`)")
+        for meter in ("mau", "concurrency", "voice", "video"):
+            if ("meter", meter, "rate") not in terms:
+                unit = next(m.unit for m in BUILTIN_METERS if m.id == meter)
+                missing.append(f"a `{meter}` rate (for example `{meter} … per {unit}`; the FAQ's "
+                               f"standard rates apply only in USD)")
+        for key, value in terms.items():
+            if key[0] == "addons":
+                for addon_id in value.value:
+                    self.check_addon_currency(decl, c, addon_id)
+        if missing:
+            self.error(
+                "E210",
+                f"{decl.kind} `{decl.id.text}` does not state " + "; nor ".join(missing),
+                decl.id.span,
+                hint="state it in this block or in a plan it extends",
+            )
+            self.broken.add(c.id)
+
+    def check_addon_currency(self, decl: A.PlanDecl, c: ResolvedContract, addon_id: str) -> None:
+        info = self.addons.get(addon_id)
+        if info is None or info.currency is None or info.currency == c.currency:
+            return
+        if ("addon_price", addon_id) in c.static_terms:
+            return
+        self.error(
+            "E211",
+            f"add-on `{addon_id}` is priced in {info.currency} in the catalog, but "
+            f"`{decl.id.text}` is billed in {c.currency}",
+            decl.id.span,
+            hint=f"override its price here: `addon {addon_id} PRICE per month`",
+        )
+
+    def check_adjustment_targets(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+        """A discount must name a line that this contract can have."""
+        lines = {"addons", "usage"}
+        for layer in c.layers:
+            for key, value in layer.patch.items():
+                if key == ("base",):
+                    lines.add("base")
+                elif key[0] == "meter" and key[2] == "rate":
+                    lines.add(self.meters[key[1]].line_code)
+                elif key == ("addons",):
+                    lines.update(f"addon.{a}" for a in value.value)
+        own = decl.span
+        for layer in c.layers:
+            for key, value in layer.patch.items():
+                # Report each clause once, in the block that wrote it.
+                if key[0] != "discount_pct" or value.span.path != own.path:
+                    continue
+                if not own.line <= value.span.line <= own.end_line:
+                    continue
+                if key[1] in lines:
+                    continue
+                word: A.Word = value.value[1]
+                self.error(
+                    "E222",
+                    f"`{decl.id.text}` has no `{key[1]}` line to discount"
+                    + did_you_mean(key[1], lines),
+                    word.span,
+                    hint="discount one of its lines (" + ", ".join(sorted(lines)) + ")",
+                )
+
+
+def _compatible(a: str, b: str) -> bool:
+    return a == b or (a == "number" and b not in ("date", "bool")) or (
+        b == "number" and a not in ("date", "bool")
+    )
+
+
+def _describe_type(t: str) -> str:
+    return {
+        "number": "a number",
+        "date": "a date",
+        "bool": "a condition",
+        "error": "an invalid value",
+    }.get(t, f"{t}s")
+
+
+def check(files: list[A.File]) -> CheckResult:
+    """Resolve and validate parsed files that share one namespace."""
+    c = _Checker(files)
+    c.collect()
+    c.resolve_all()
+    return CheckResult(
+        contracts=MappingProxyType(dict(c.resolved)),
+        meters=tuple(c.meters.values()),
+        addons=MappingProxyType(dict(c.addons)),
+        tests=tuple(c.tests),
+        diagnostics=tuple(c.diags),
+    )

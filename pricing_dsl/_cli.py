@@ -1,0 +1,200 @@
+"""The `pricing` command.  Thin: it parses arguments and calls the package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date
+from importlib import resources
+from typing import NoReturn, TextIO
+
+from . import _output
+from ._errors import Diagnostic, PricingError
+from ._ruleset import Ruleset, check_paths, load
+from ._usage import load_usage_file
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but with the project's wording and exit code 2 for bad use."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"pricing: error: {message}\n")
+
+
+def _add_paths(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help=".pricing files, or directories searched for them")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pricing",
+        description="Check pricing rulesets and rate usage into exact invoice lines.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("check", help="check rulesets and report every error")
+    _add_paths(p)
+    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("rate", help="rate one period of usage for a contract")
+    _add_paths(p)
+    p.add_argument("--contract", help="plan or contract id (default: `contract` in the usage)")
+    p.add_argument("--usage", required=True, metavar="FILE",
+                   help="usage file (YAML or JSON), or - for standard input")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--explain", action="store_true", help="show how each line was derived")
+    p.set_defaults(func=_cmd_rate)
+
+    p = sub.add_parser("invoice", help="the invoice issued on a date: fees in advance, "
+                       "usage of the previous month in arrears")
+    _add_paths(p)
+    p.add_argument("--contract", help="plan or contract id (default: `contract` in the usage)")
+    p.add_argument("--date", required=True, type=_iso_date, metavar="YYYY-MM-01",
+                   help="issue date, the first day of a month")
+    p.add_argument("--usage", metavar="FILE",
+                   help="usage of the month before the issue date (default: none)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--explain", action="store_true", help="show how each line was derived")
+    p.set_defaults(func=_cmd_invoice)
+
+    p = sub.add_parser("schema", help="print a JSON Schema")
+    p.add_argument("which", choices=("usage", "invoice", "diagnostics"))
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="for `usage`: rulesets whose custom meters to include")
+    p.set_defaults(func=_cmd_schema)
+
+    try:
+        from ._metering import _cli as metering_cli
+    except ImportError:  # pragma: no cover - metering ships with the package
+        metering_cli = None
+    if metering_cli is not None:
+        metering_cli.add_parser(sub)
+    return parser
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _report(diags: Sequence[Diagnostic], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(_output.diagnostics_json(diags))
+    elif fmt == "github":
+        out.write(_output.diagnostics_github(diags))
+    else:
+        out.write(_output.diagnostics_text(diags))
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    ruleset, diags = check_paths(*args.paths)
+    errors = [d for d in diags if d.severity == "error" or args.strict]
+    _report(diags, args.format, sys.stdout if args.format != "text" else sys.stderr)
+    if errors:
+        if args.format == "text":
+            n = len(errors)
+            sys.stderr.write(f"{n} error{'s' if n != 1 else ''}\n")
+        return 1
+    if args.format == "text" and ruleset is not None:
+        n = len(ruleset.contracts)
+        sys.stderr.write(
+            f"ok: {len(ruleset.files)} file{'s' if len(ruleset.files) != 1 else ''}, "
+            f"{n} plan{'s' if n != 1 else ''} and contracts\n"
+        )
+    return 0
+
+
+def _contract_id(args: argparse.Namespace, usage_contract: str | None) -> str:
+    cid = args.contract or usage_contract
+    if not cid:
+        raise _UsageError("no contract given: use --contract ID, or put `contract: ID` in the usage")
+    return str(cid)
+
+
+class _UsageError(Exception):
+    """Bad command-line use (exit 2)."""
+
+
+def _cmd_rate(args: argparse.Namespace) -> int:
+    rules = load(*args.paths)
+    usage = load_usage_file(args.usage, rules.meters)
+    inv = rules.rate(_contract_id(args, usage.contract), usage)
+    _print_invoice(inv, args)
+    return 0
+
+
+def _cmd_invoice(args: argparse.Namespace) -> int:
+    rules = load(*args.paths)
+    usage = (
+        load_usage_file(args.usage, rules.meters)
+        if args.usage
+        else rules.usage({}, source="<no usage>")
+    )
+    inv = rules.invoice(_contract_id(args, usage.contract), args.date, usage)
+    _print_invoice(inv, args)
+    return 0
+
+
+def _print_invoice(inv: object, args: argparse.Namespace) -> None:
+    from ._invoice import Invoice
+
+    assert isinstance(inv, Invoice)
+    if args.format == "json":
+        sys.stdout.write(_output.invoice_json(inv, explain=True))
+    else:
+        sys.stdout.write(_output.invoice_text(inv, explain=args.explain))
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    if args.which == "usage" and args.paths:
+        rules: Ruleset = load(*args.paths)
+        sys.stdout.write(_output.dumps(rules.usage_schema()))
+        return 0
+    text = (
+        resources.files("pricing_dsl")
+        .joinpath(f"schemas/{args.which}.schema.json")
+        .read_text("utf-8")
+    )
+    sys.stdout.write(_output.dumps(json.loads(text)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `pricing` command; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except PricingError as exc:
+        sys.stderr.write(_output.diagnostics_text(exc.diagnostics))
+        return 1
+    except _UsageError as exc:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"pricing: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("pricing: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        # The reader (e.g. `head`) went away; that is not an error of ours.
+        return 0
+
+
+def entry() -> None:  # pragma: no cover - exercised through the installed script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

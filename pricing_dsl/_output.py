@@ -1,0 +1,113 @@
+"""Rendering invoices and diagnostics for people and for machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from ._errors import Diagnostic
+from ._invoice import Invoice, Line, decimal_text
+
+__all__ = ["diagnostics_text", "invoice_json", "invoice_text"]
+
+
+def _group(d: Decimal, places: int) -> str:
+    return f"{d:,.{places}f}"
+
+
+def _qty(line: Line) -> str:
+    if line.kind == "adjustment":
+        return ""
+    q = decimal_text(line.quantity)
+    return f"{q} {line.unit}" + ("s" if line.quantity != 1 and line.unit else "")
+
+
+def invoice_text(inv: Invoice, explain: bool = False) -> str:
+    """A readable invoice table; with ``explain``, each line's derivation under it."""
+    places = inv.minor_units
+    out = [f"Invoice for {inv.contract_name} ({inv.contract})"]
+    meta = []
+    if inv.account:
+        meta.append(f"account {inv.account}")
+    if inv.issue_date:
+        meta.append(f"issued {inv.issue_date.isoformat()}")
+    if inv.period:
+        meta.append(f"period {inv.period}")
+    meta.append(f"currency {inv.currency}")
+    out.append(", ".join(meta))
+    out.append("")
+    rows = [("Line", "Description", "Quantity", "Unit price", "Amount")]
+    for ln in inv.lines:
+        price = "" if ln.unit_price is None else decimal_text(ln.unit_price)
+        rows.append((ln.code, ln.description, _qty(ln), price, _group(ln.amount, places)))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+
+    def fmt(r: tuple[str, ...]) -> str:
+        return (
+            f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  "
+            f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}"
+        ).rstrip()
+
+    out.append(fmt(rows[0]))
+    out.append("  " + "-" * (sum(widths) + 8))
+    for ln, row in zip(inv.lines, rows[1:]):
+        out.append(fmt(row))
+        if explain and ln.explanation is not None:
+            ex = ln.explanation
+            if ln.service_period is not None and inv.issue_date is not None:
+                out.append(f"      service period: {ln.service_period}")
+            out.append(f"      = {ex.formula}")
+            out.append(f"      exact amount {decimal_text(ex.exact)}, "
+                       f"rounded to {_group(ln.amount, places)}")
+            for d in ex.details:
+                out.append(f"      {d}")
+            if ex.sources:
+                out.append(f"      from {', '.join(ex.sources)}")
+    out.append("  " + "-" * (sum(widths) + 8))
+    total = f"{inv.currency} {_group(inv.total, places)}"
+    out.append(f"  {'Total':<{sum(widths) + 8 - len(total)}}{total}")
+    return "\n".join(out) + "\n"
+
+
+def invoice_json(inv: Invoice, explain: bool = True) -> str:
+    return json.dumps(inv.to_dict(explain), indent=2, ensure_ascii=False) + "\n"
+
+
+def diagnostics_text(diags: Iterable[Diagnostic]) -> str:
+    return "".join(d.render() + "\n" for d in diags)
+
+
+def diagnostics_json(diags: Iterable[Diagnostic]) -> str:
+    return "".join(json.dumps(d.to_dict(), ensure_ascii=False) + "\n" for d in diags)
+
+
+def _escape_github(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def diagnostics_github(diags: Iterable[Diagnostic]) -> str:
+    """GitHub Actions workflow commands, one per diagnostic."""
+    out = []
+    for d in diags:
+        level = "error" if d.severity == "error" else "warning"
+        props: list[str] = []
+        if d.path:
+            props.append(f"file={_escape_github(d.path, True)}")
+        if d.line:
+            props.append(f"line={d.line}")
+            props.append(f"col={d.column}")
+            if d.end_line == d.line and d.end_column:
+                props.append(f"endColumn={d.end_column}")
+        props.append(f"title={_escape_github(d.code, True)}")
+        message = d.message + (f" (hint: {d.hint})" if d.hint else "")
+        out.append(f"::{level} {','.join(props)}::{_escape_github(message)}\n")
+    return "".join(out)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

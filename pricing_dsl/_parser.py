@@ -1,0 +1,584 @@
+"""Text to syntax tree.
+
+Lark does the parsing; this module turns its tree into :mod:`._ast` nodes and
+its exceptions into :class:`Diagnostic` values with plain-words messages.
+Nothing here judges meaning: the checker does that in a separate pass, so the
+Transformer never raises (Lark would wrap the exception in ``VisitError``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
+
+from . import _ast as A
+from ._errors import Diagnostic, Span
+
+__all__ = ["parse"]
+
+# How many syntax errors one file may report before we stop looking.
+_MAX_SYNTAX_ERRORS = 20
+
+
+@cache
+def _lark() -> Lark:
+    # Built once per process and never mutated afterwards, so sharing it
+    # between threads is safe (Lark's LALR parse keeps its state per call).
+    grammar = resources.files("pricing_dsl").joinpath("pricing.lark").read_text("utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+# ------------------------------------------------------------------ AST build
+
+
+def _num(tok: Token) -> Decimal:
+    return Decimal(str(tok).rstrip("%").replace("_", ""))
+
+
+class _Builder(Transformer[Token, Any]):
+    """Lark tree -> AST.  Must never raise: invalid values are kept for the checker."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    # -- helpers
+    def _tspan(self, tok: Token) -> Span:
+        return Span(
+            self.path,
+            tok.line or 0,
+            tok.column or 0,
+            tok.end_line or tok.line or 0,
+            tok.end_column or (tok.column or 0) + len(tok),
+        )
+
+    def _mspan(self, meta: Any) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self.path, 0, 0, 0, 0)
+        return Span(self.path, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _word(self, tok: Token) -> A.Word:
+        return A.Word(str(tok), self._tspan(tok))
+
+    def _opt_word(self, tok: Token | None) -> A.Word | None:
+        return None if tok is None else self._word(tok)
+
+    def _number(self, tok: Token) -> A.Number:
+        return A.Number(_num(tok), str(tok), self._tspan(tok))
+
+    def _percent(self, tok: Token) -> A.Number:
+        """A percentage; ``text`` is the number without its `%` sign."""
+        return A.Number(_num(tok), str(tok)[:-1], self._tspan(tok))
+
+    def _date(self, tok: Token) -> A.DateLit:
+        try:
+            value: date | None = date.fromisoformat(str(tok))
+        except ValueError:
+            value = None
+        return A.DateLit(value, str(tok), self._tspan(tok))
+
+    @staticmethod
+    def _string(tok: Token | None) -> str | None:
+        if tok is None:
+            return None
+        body = str(tok)[1:-1]
+        return re.sub(r"\\(.)", r"\1", body)
+
+    # -- top level
+    def start(self, children: list[Any]) -> list[Any]:
+        return children
+
+    @v_args(meta=True)
+    def currency_stmt(self, meta: Any, c: list[Token]) -> A.CurrencyStmt:
+        return A.CurrencyStmt(self._word(c[0]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def rounding_stmt(self, meta: Any, c: list[Token]) -> A.RoundingStmt:
+        return A.RoundingStmt(self._word(c[0]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def addon(self, meta: Any, c: list[Any]) -> A.AddonStmt:
+        ident, name, price, unit = c
+        return A.AddonStmt(
+            self._word(ident), self._string(name), price, self._word(unit), self._mspan(meta)
+        )
+
+    @v_args(meta=True)
+    def meter_decl(self, meta: Any, c: list[Any]) -> A.MeterDecl:
+        ident, name, unit = c
+        return A.MeterDecl(self._word(ident), self._string(name), self._word(unit), self._mspan(meta))
+
+    def _plan(self, kind: str, meta: Any, c: list[Any]) -> A.PlanDecl:
+        ident, name, parent, body = c
+        return A.PlanDecl(
+            kind, self._word(ident), self._string(name), parent, body, self._mspan(meta)
+        )
+
+    @v_args(meta=True)
+    def plan(self, meta: Any, c: list[Any]) -> A.PlanDecl:
+        return self._plan("plan", meta, c)
+
+    @v_args(meta=True)
+    def contract(self, meta: Any, c: list[Any]) -> A.PlanDecl:
+        return self._plan("contract", meta, c)
+
+    def extends(self, c: list[Token]) -> A.Word:
+        return self._word(c[0])
+
+    def block(self, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(c)
+
+    # -- terms
+    @v_args(meta=True)
+    def money(self, meta: Any, c: list[Any]) -> A.Number:
+        sign, tok = c
+        value = _num(tok)
+        if sign is not None:
+            return A.Number(-value, "-" + str(tok), self._mspan(meta))
+        return A.Number(value, str(tok), self._mspan(meta))
+
+    @v_args(meta=True)
+    def base_stmt(self, meta: Any, c: list[Any]) -> A.BaseStmt:
+        return A.BaseStmt(c[0], self._word(c[1]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def addons_stmt(self, meta: Any, c: list[Token]) -> A.AddonsStmt:
+        return A.AddonsStmt(tuple(self._word(t) for t in c), self._mspan(meta))
+
+    @v_args(meta=True)
+    def meter_term(self, meta: Any, c: list[Any]) -> A.MeterTerm:
+        meter, allowance, overage, rate = c
+        return A.MeterTerm(
+            self._word(meter), allowance, overage is not None, rate, self._mspan(meta)
+        )
+
+    @v_args(meta=True)
+    def included(self, meta: Any, c: list[Any]) -> A.Included:
+        qty, unit = c
+        return A.Included(
+            self._number(qty), self._word(unit) if unit is not None else None, self._mspan(meta)
+        )
+
+    @v_args(meta=True)
+    def percent(self, meta: Any, c: list[Token]) -> A.PercentAllowance:
+        return A.PercentAllowance(self._percent(c[0]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def flat_rate(self, meta: Any, c: list[Any]) -> A.FlatRate:
+        return A.FlatRate(c[0], self._word(c[1]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def tiered_rate(self, meta: Any, c: list[Any]) -> A.TieredRate:
+        return A.TieredRate(str(c[0]), c[1], self._mspan(meta))
+
+    def tiers(self, c: list[A.Tier]) -> tuple[A.Tier, ...]:
+        return tuple(c)
+
+    @v_args(meta=True)
+    def tier_upto(self, meta: Any, c: list[Any]) -> A.Tier:
+        return A.Tier(self._number(c[0]), c[1], self._word(c[2]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def tier_above(self, meta: Any, c: list[Any]) -> A.Tier:
+        return A.Tier(None, c[0], self._word(c[1]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def when_block(self, meta: Any, c: list[Any]) -> A.WhenBlock:
+        return A.WhenBlock(c[0], c[1], self._mspan(meta))
+
+    @v_args(meta=True)
+    def from_block(self, meta: Any, c: list[Any]) -> A.FromBlock:
+        return A.FromBlock(self._date(c[0]), c[1], self._mspan(meta))
+
+    @v_args(meta=True)
+    def term_stmt(self, meta: Any, c: list[Token]) -> A.TermStmt:
+        return A.TermStmt(self._date(c[0]), self._date(c[1]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def prorate_stmt(self, meta: Any, c: list[Token]) -> A.ProrateStmt:
+        return A.ProrateStmt(self._word(c[0]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def discount_percent(self, meta: Any, c: list[Token]) -> A.DiscountPercent:
+        return A.DiscountPercent(
+            self._percent(c[0]), tuple(self._word(t) for t in c[1:]), self._mspan(meta)
+        )
+
+    @v_args(meta=True)
+    def discount_fixed(self, meta: Any, c: list[Any]) -> A.DiscountFixed:
+        return A.DiscountFixed(c[0], self._opt_word(c[1]), self._word(c[2]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def cap(self, meta: Any, c: list[Any]) -> A.CapStmt:
+        return A.CapStmt(
+            self._word(c[0]), c[1], self._opt_word(c[2]), self._word(c[3]), self._mspan(meta)
+        )
+
+    @v_args(meta=True)
+    def minimum(self, meta: Any, c: list[Any]) -> A.MinimumStmt:
+        return A.MinimumStmt(c[0], self._opt_word(c[1]), self._word(c[2]), self._mspan(meta))
+
+    # -- expressions
+    @v_args(meta=True)
+    def number(self, meta: Any, c: list[Token]) -> A.NumberExpr:
+        return A.NumberExpr(self._number(c[0]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def date(self, meta: Any, c: list[Token]) -> A.DateExpr:
+        return A.DateExpr(self._date(c[0]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def ref(self, meta: Any, c: list[Token]) -> A.RefExpr:
+        return A.RefExpr(self._word(c[0]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def attr(self, meta: Any, c: list[Token]) -> A.AttrExpr:
+        return A.AttrExpr(self._word(c[0]), self._word(c[1]), self._mspan(meta))
+
+    @v_args(meta=True)
+    def arith(self, meta: Any, c: list[Any]) -> A.BinaryExpr:
+        return A.BinaryExpr(str(c[1]), c[0], c[2], self._mspan(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta: Any, c: list[Any]) -> A.BinaryExpr:
+        return A.BinaryExpr(str(c[1]), c[0], c[2], self._mspan(meta))
+
+    @v_args(meta=True)
+    def or_(self, meta: Any, c: list[Any]) -> A.BinaryExpr:
+        return A.BinaryExpr("or", c[0], c[1], self._mspan(meta))
+
+    @v_args(meta=True)
+    def and_(self, meta: Any, c: list[Any]) -> A.BinaryExpr:
+        return A.BinaryExpr("and", c[0], c[1], self._mspan(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta: Any, c: list[Any]) -> A.NotExpr:
+        return A.NotExpr(c[0], self._mspan(meta))
+
+    # -- tests
+    @v_args(meta=True)
+    def test(self, meta: Any, c: list[Any]) -> A.TestDecl:
+        name = self._string(c[0]) or ""
+        contract = period = None
+        usage: tuple[tuple[A.Word, A.Number], ...] = ()
+        expectations: list[A.Expectation] = []
+        for item in c[1:]:
+            tag = item[0]
+            if tag == "contract":
+                contract = item[1]
+            elif tag == "period":
+                period = item[1]
+            elif tag == "usage":
+                usage = usage + item[1]
+            else:
+                expectations.append(item[1])
+        return A.TestDecl(name, contract, period, usage, tuple(expectations), self._mspan(meta))
+
+    def test_contract(self, c: list[Token]) -> tuple[str, A.Word]:
+        return ("contract", self._word(c[0]))
+
+    def test_period(self, c: list[Token]) -> tuple[str, A.Word]:
+        return ("period", self._word(c[0]))
+
+    def test_usage(self, c: list[tuple[A.Word, A.Number]]) -> tuple[str, tuple[Any, ...]]:
+        return ("usage", tuple(c))
+
+    def usage_entry(self, c: list[Token]) -> tuple[A.Word, A.Number]:
+        return (self._word(c[0]), self._number(c[1]))
+
+    @v_args(meta=True)
+    def expect_value(self, meta: Any, c: list[Any]) -> tuple[str, A.Expectation]:
+        code, field, value = c
+        return (
+            "expect",
+            A.Expectation(code, str(field) if field is not None else "amount", value,
+                          self._mspan(meta)),
+        )
+
+    @v_args(meta=True)
+    def expect_error(self, meta: Any, c: list[Token]) -> tuple[str, A.Expectation]:
+        return ("expect", A.Expectation(self._word(c[0]), "error", None, self._mspan(meta)))
+
+    @v_args(meta=True)
+    def line_code(self, meta: Any, c: list[Token]) -> A.Word:
+        return A.Word(".".join(str(t) for t in c), self._mspan(meta))
+
+
+# --------------------------------------------------------------- error words
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "PERCENT": "a percentage such as 5%",
+    "STRING": 'a quoted name such as "Pro"',
+    "DATE": "a date such as 2026-08-01",
+    "PERIOD_TEXT": "a period such as 2026-08",
+    "_NL": "the end of the line",
+    "$END": "the end of the file",
+    "COMPARE": "a comparison such as > or <=",
+}
+
+# Curated messages for the slips people actually make.  Each label maps to
+# snippets that fail in the same parser state as the slip.
+_SLIPS: dict[str, list[str]] = {
+    "missing-per": [
+        "plan p {\n  mau included 1 overage 0.12\n}",
+        "plan p {\n  voice 0.001\n}",
+        "plan p {\n  base 99\n}",
+        "addon x \"X\" 5\n",
+        "plan p {\n  addon x 5\n}",
+        "plan p {\n  mau overage graduated {\n up to 5 at 0.1\n}\n}",
+        "plan p {\n  discount 5\n}",
+        "plan p {\n  minimum 5\n}",
+        "plan p {\n  cap x 5\n}",
+    ],
+    "missing-percent": [
+        "plan p {\n  concurrency 5 overage 1 per connection\n}",
+        "plan p {\n  concurrency 5\n}",
+        "plan p {\n  discount 10 on voice\n}",
+    ],
+}
+
+_SLIP_MESSAGES = {
+    "missing-per": (
+        "this price has no unit",
+        "write the unit after the price, for example `0.12 per user`, `0.001 per minute` "
+        "or `99.00 per month`",
+    ),
+    "missing-percent": (
+        "this number needs a `%` sign or a unit",
+        "write a percentage as `5%`, or give a price with its unit such as `1.00 per connection`",
+    ),
+}
+
+
+@cache
+def _slip_table() -> dict[tuple[int, str], str]:
+    """Parser state and offending token type of each curated example slip.
+
+    This is Lark's ``match_examples`` idea, keyed on the LALR state number
+    alone: the stack depth differs with nesting, the state does not.
+    """
+    table: dict[tuple[int, str], str] = {}
+    for label, examples in _SLIPS.items():
+        for example in examples:
+            try:
+                _lark().parse(example)
+            except UnexpectedToken as e:
+                table.setdefault((e.state.position, e.token.type), label)
+    return table
+
+
+def _match_slip(err: UnexpectedToken) -> str | None:
+    position = getattr(err.state, "position", None)
+    if position is None:
+        return None
+    return _slip_table().get((position, err.token.type))
+
+
+def _describe_expected(names: set[str]) -> str:
+    lark = _lark()
+    words = []
+    for name in sorted(names):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+            continue
+        try:
+            term = lark.get_terminal(name)
+        except KeyError:
+            words.append(name.lower())
+            continue
+        if isinstance(term.pattern, PatternStr):
+            words.append(f"`{term.pattern.value}`")
+        else:
+            words.append(name.lower())
+    words = sorted(set(words))
+    if len(words) == 1:
+        return words[0]
+    if len(words) > 8:
+        return ", ".join(words[:8]) + " or something else that fits"
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of the file"
+    if tok.type == "_NL":
+        return "end of the line"
+    return f"`{tok}`"
+
+
+def _unclosed_brace(text: str) -> tuple[int, int] | None:
+    """Line and column of the last `{` that has no matching `}`."""
+    stack: list[tuple[int, int]] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        in_str = False
+        for col, ch in enumerate(line, 1):
+            if ch == '"':
+                in_str = not in_str
+            elif in_str:
+                continue
+            elif ch == "#":
+                break
+            elif ch == "{":
+                stack.append((lineno, col))
+            elif ch == "}" and stack:
+                stack.pop()
+    return stack[-1] if stack else None
+
+
+_COMMA_NUMBER = re.compile(r"\d,\d{3}")
+_CURLY = "\u201c\u201d\u2018\u2019"
+
+
+def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
+    line = err.line if err.line and err.line > 0 else max(text.count("\n"), 1)
+    col = err.column if err.column and err.column > 0 else 1
+    src_lines = text.splitlines()
+    src = src_lines[line - 1] if 0 < line <= len(src_lines) else ""
+
+    if isinstance(err, UnexpectedCharacters):
+        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        span = Span.point(path, line, col)
+        if ch in _CURLY:
+            return Diagnostic.at(
+                "E101",
+                "curly quote; names must use straight double quotes",
+                span,
+                hint='replace the curly quotes with straight ones: "Name" '
+                "(this often happens when text is pasted from a document)",
+            )
+        if ch == "," and _COMMA_NUMBER.search(src[max(col - 6, 0) : col + 4]):
+            return Diagnostic.at(
+                "E102",
+                "numbers cannot contain commas",
+                span,
+                hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
+            )
+        if ch == "\t":
+            return Diagnostic.at("E100", "unexpected tab character", span,
+                                 hint="use spaces here")
+        allowed = _describe_expected(set(err.allowed or ()))
+        shown = repr(ch)[1:-1] if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "?"
+        return Diagnostic.at(
+            "E100", f"unexpected character `{shown}`; expected {allowed}", span
+        )
+
+    assert isinstance(err, (UnexpectedToken, UnexpectedEOF))
+    tok: Token = err.token
+    width = len(str(tok)) if tok.type not in ("$END", "_NL") else 1
+    span = Span.point(path, line, col, width)
+    expected = set(err.expected) if isinstance(err, UnexpectedEOF) else set(err.accepts or err.expected)
+
+    if tok.type == "$END" or (tok.type == "_NL" and err.line == -1):
+        opened = _unclosed_brace(text)
+        if "RBRACE" in expected and opened:
+            return Diagnostic.at(
+                "E103",
+                f"the block opened on line {opened[0]} is never closed",
+                Span.point(path, opened[0], opened[1]),
+                hint="add a `}` on its own line at the end of the block",
+            )
+    if tok.type == "RBRACE" and "RBRACE" not in expected and _unclosed_brace(text[: err.pos_in_stream]) is None:
+        return Diagnostic.at(
+            "E104",
+            "this `}` has no matching `{`",
+            span,
+            hint="remove the extra `}`",
+        )
+    if tok.type == "COMMA" and _COMMA_NUMBER.search(src[max(col - 6, 0) : col + 4]):
+        return Diagnostic.at(
+            "E102",
+            "numbers cannot contain commas",
+            span,
+            hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
+        )
+    if tok.type == "NAME" and re.fullmatch(r"[eE][+-]?\d+", str(tok)) and col > 1:
+        return Diagnostic.at(
+            "E105",
+            "numbers cannot use exponents",
+            span,
+            hint="write the number out in full, for example 100000 instead of 1e5",
+        )
+
+    label = _match_slip(err) if isinstance(err, UnexpectedToken) else None
+    if label is not None:
+        message, hint = _SLIP_MESSAGES[label]
+        return Diagnostic.at("E106", message, span, hint=hint)
+
+    return Diagnostic.at(
+        "E100",
+        f"unexpected {_describe_token(tok)}; expected {_describe_expected(expected)}",
+        span,
+    )
+
+
+def _blank_line(text: str, lineno: int, drop: bool = False) -> str:
+    """Neutralise one line so parsing can go on to find the next error.
+
+    A line that opens a block keeps a harmless opener of the same nesting so
+    the matching `}` further down does not become a second, bogus error.
+    """
+    lines = text.split("\n")
+    if not 0 < lineno <= len(lines):
+        return text
+    line = lines[lineno - 1]
+    depth_before = 0
+    for prev in lines[: lineno - 1]:
+        code = prev.split("#", 1)[0]
+        depth_before += code.count("{") - code.count("}")
+    code = line.split("#", 1)[0]
+    opens = code.count("{") - code.count("}")
+    if drop:
+        lines[lineno - 1] = ""
+    elif opens > 0:
+        opener = "plan _recovered {" if depth_before <= 0 else "when 1 > 0 {"
+        lines[lineno - 1] = opener
+    elif opens < 0:
+        lines[lineno - 1] = "}"
+    else:
+        lines[lineno - 1] = ""
+    return "\n".join(lines)
+
+
+def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagnostic]]:
+    """Parse one file.  Returns the AST, or None with every syntax error found."""
+    lark = _lark()
+    # A final newline lets the last statement end the same way as the others.
+    source = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = lark.parse(source)
+    except UnexpectedInput as first:
+        diags = [_syntax_diagnostic(first, source, path)]
+        # Look for further, independent errors by blanking each bad line in turn.
+        attempt = source
+        seen = {first.line}
+        while len(diags) < _MAX_SYNTAX_ERRORS:
+            if diags[-1].code == "E103":
+                break
+            attempt = _blank_line(attempt, diags[-1].line, drop=diags[-1].code == "E104")
+            try:
+                lark.parse(attempt)
+                break
+            except UnexpectedInput as err:
+                if err.line in seen or err.line < 0:
+                    break
+                seen.add(err.line)
+                diags.append(_syntax_diagnostic(err, attempt, path))
+        return None, diags
+    decls = _Builder(path).transform(tree)
+    return A.File(path, tuple(decls)), []

@@ -1,0 +1,656 @@
+"""Resolved terms + usage -> invoice lines.  The reference interpreter.
+
+All arithmetic runs in a local decimal context with ample precision, so
+products of prices and quantities are exact.  Each line is rounded once, to
+the currency's minor unit, with the contract's rounding mode.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import (
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from typing import Any
+
+from . import _ast as A
+from ._errors import Diagnostic, PricingError
+from ._invoice import Explanation, Invoice, Line, decimal_text
+from ._terms import (
+    STANDARD,
+    AddonInfo,
+    AllowanceSpec,
+    MeterInfo,
+    RateSpec,
+    ResolvedContract,
+    Sourced,
+    TermKey,
+)
+from ._usage import Period, Usage
+
+__all__ = ["issue_invoice", "rate"]
+
+# 100 significant digits keep every product of a price and a quantity exact;
+# only proration divides, and its result is rounded once, on the line.
+CONTEXT = Context(prec=100, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero,
+                                                            Overflow])
+ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
+ZERO = Decimal(0)
+ONE = Decimal(1)
+HUNDRED = Decimal(100)
+_QUANTUM = {n: Decimal(1).scaleb(-n) for n in range(0, 5)}
+_SIX_PLACES = Decimal("0.000001")
+
+
+def src(span_holder: Sourced[Any]) -> str:
+    s = span_holder.span
+    if s is STANDARD or s.line == 0:
+        return "standard rate (billing FAQ)"
+    return f"{s.path}:{s.line}"
+
+
+def money(d: Decimal) -> str:
+    return decimal_text(d)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What rating needs besides the contract: the meters and the add-on catalog."""
+
+    meters: tuple[MeterInfo, ...]
+    addons: Mapping[str, AddonInfo]
+
+
+class _NeedsPeriod(Exception):
+    """A `period.start`/`period.end` condition met usage that has no period."""
+
+
+# ------------------------------------------------------------------ terms
+
+
+def terms_for(
+    c: ResolvedContract, usage: Usage, period: Period | None, catalog: Catalog
+) -> tuple[Mapping[TermKey, Sourced[Any]], list[str]]:
+    """Fold the layers that apply to this usage and period.  Returns terms and fired labels."""
+    if not c.has_conditions:
+        return c.static_terms, []
+    terms: dict[TermKey, Sourced[Any]] = {}
+    fired: list[str] = []
+    keys = {m.usage_key: m for m in catalog.meters}
+    for layer in c.layers:
+        if layer.from_date is not None:
+            if period is None:
+                raise PricingError(
+                    Diagnostic(
+                        "E303",
+                        f"`{c.id}` has prices that change on {layer.from_date.isoformat()}, so "
+                        "the usage needs a period",
+                        usage.source,
+                        key="period",
+                        hint="add `period: YYYY-MM` to the usage",
+                    )
+                )
+            if period.start < layer.from_date:
+                continue
+            fired.append(layer.label)
+        if layer.condition is not None:
+            try:
+                holds = _truth(_eval(layer.condition, usage, period, keys))
+            except _NeedsPeriod:
+                raise PricingError(
+                    Diagnostic(
+                        "E303",
+                        f"a `when` rule of `{c.id}` ({layer.span}) depends on the period, "
+                        "but the usage has none",
+                        usage.source,
+                        key="period",
+                        hint="add `period: YYYY-MM` to the usage",
+                    )
+                ) from None
+            if not holds:
+                continue
+            fired.append(layer.label)
+        terms.update(layer.patch)
+    return terms, fired
+
+
+def _truth(v: Any) -> bool:
+    return v is True
+
+
+def _eval(e: A.Expr, usage: Usage, period: Period | None, keys: Mapping[str, MeterInfo]) -> Any:
+    """Evaluate a checked condition.  Total: it always terminates and never raises for data.
+
+    Arithmetic that divides by zero yields None, and a comparison with None is false.
+    """
+    if isinstance(e, A.NumberExpr):
+        return e.value.value
+    if isinstance(e, A.DateExpr):
+        return e.value.value
+    if isinstance(e, A.RefExpr):
+        return usage.get(e.name.text)
+    if isinstance(e, A.AttrExpr):
+        if period is None:
+            raise _NeedsPeriod
+        return period.start if e.attr.text == "start" else period.end
+    if isinstance(e, A.NotExpr):
+        return not _truth(_eval(e.operand, usage, period, keys))
+    op = e.op
+    if op == "and":
+        return _truth(_eval(e.left, usage, period, keys)) and _truth(
+            _eval(e.right, usage, period, keys)
+        )
+    if op == "or":
+        return _truth(_eval(e.left, usage, period, keys)) or _truth(
+            _eval(e.right, usage, period, keys)
+        )
+    left = _eval(e.left, usage, period, keys)
+    right = _eval(e.right, usage, period, keys)
+    if left is None or right is None:
+        return None if op in "+-*/" else False
+    if op == "+":
+        return left + right
+    if op == "-":
+        return left - right
+    if op == "*":
+        return left * right
+    if op == "/":
+        return None if right == 0 else left / right
+    if op == "<":
+        return bool(left < right)
+    if op == "<=":
+        return bool(left <= right)
+    if op == ">":
+        return bool(left > right)
+    if op == ">=":
+        return bool(left >= right)
+    if op == "==":
+        return bool(left == right)
+    return bool(left != right)
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _round(d: Decimal, c: ResolvedContract, terms: Mapping[TermKey, Sourced[Any]]) -> Decimal:
+    mode = terms[("rounding",)].value
+    return d.quantize(_QUANTUM[c.minor_units], rounding=ROUNDING[mode])
+
+
+def _days_in_month(d: date) -> int:
+    return calendar.monthrange(d.year, d.month)[1]
+
+
+def _term(terms: Mapping[TermKey, Sourced[Any]]) -> Period | None:
+    t = terms.get(("term",))
+    return None if t is None else Period(t.value[0], t.value[1])
+
+
+def _fee_factor(period: Period | None, term: Period | None) -> tuple[Decimal, str | None]:
+    """Months of fixed fees owed for a period: 1 for a whole month, days/days-in-month otherwise."""
+    if period is None:
+        return ONE, None
+    covered = period if term is None else period.intersect(term)
+    if covered is None:
+        return ZERO, None
+    factor = ZERO
+    parts = []
+    whole = True
+    for month in covered.months():
+        dim = _days_in_month(month.start)
+        factor += Decimal(month.days) / Decimal(dim)
+        parts.append(f"{month.days}/{dim}")
+        whole &= month.days == dim
+    if whole and len(parts) == 1:
+        return ONE, None
+    return factor, " + ".join(parts) + " of a month"
+
+
+def _allowance_factor(period: Period | None, term: Period | None) -> Decimal:
+    if period is None or term is None:
+        return ONE
+    covered = period.intersect(term)
+    if covered is None:
+        return ZERO
+    return Decimal(covered.days) / Decimal(period.days)
+
+
+def _quantity_text(q: Decimal) -> Decimal:
+    """Quantities are shown exactly when they terminate, else to six places."""
+    if q == q.quantize(_SIX_PLACES, rounding=ROUND_HALF_EVEN):
+        return q.normalize() if q == q.to_integral_value() else q
+    return q.quantize(_SIX_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+# ------------------------------------------------------------------- lines
+
+
+def _fee_lines(
+    c: ResolvedContract,
+    terms: Mapping[TermKey, Sourced[Any]],
+    period: Period | None,
+    catalog: Catalog,
+) -> tuple[list[Line], list[Line]]:
+    """The base line and the add-on lines for one service period."""
+    term = _term(terms)
+    factor, note = _fee_factor(period, term)
+    service = period if term is None or period is None else period.intersect(term)
+    details = (f"prorated: {note} in the term",) if note else ()
+    qty = _quantity_text(factor)
+    base_lines: list[Line] = []
+    base = terms.get(("base",))
+    if base is not None:
+        exact = base.value * factor
+        base_lines.append(
+            Line(
+                "base",
+                f"Base fee ({c.name})",
+                qty,
+                "month",
+                base.value,
+                _round(exact, c, terms),
+                "fee",
+                service,
+                Explanation(
+                    f"{money(base.value)} per month × {note or '1 month'}",
+                    exact,
+                    (src(base),),
+                    details,
+                ),
+            )
+        )
+    addon_lines = []
+    listed = terms[("addons",)]
+    for addon_id in listed.value:
+        info = catalog.addons[addon_id]
+        override = terms.get(("addon_price", addon_id))
+        price = override.value if override is not None else info.price
+        sources = (src(listed), src(override) if override else f"{info.span.path}:{info.span.line}")
+        exact = price * factor
+        addon_lines.append(
+            Line(
+                f"addon.{addon_id}",
+                info.name,
+                qty,
+                "month",
+                price,
+                _round(exact, c, terms),
+                "fee",
+                service,
+                Explanation(
+                    f"{money(price)} per month × {note or '1 month'}", exact, sources, details
+                ),
+            )
+        )
+    return base_lines, addon_lines
+
+
+def _allowance(
+    meter: MeterInfo,
+    terms: Mapping[TermKey, Sourced[Any]],
+    factor: Decimal,
+) -> tuple[Decimal, str, list[str]]:
+    """Free units for a meter, a description of them, and their sources."""
+    spec_s = terms.get(("meter", meter.id, "allowance"))
+    if spec_s is None:
+        return ZERO, "", []
+    spec: AllowanceSpec = spec_s.value
+    sources = [src(spec_s)]
+    if spec.kind == "percent":
+        mau_s = terms[("meter", "mau", "allowance")]
+        mau_included: Decimal = mau_s.value.value
+        note = ""
+        if factor != ONE:
+            mau_included = (mau_included * factor).to_integral_value(ROUND_FLOOR)
+            note = " (prorated)"
+        allowed = (mau_included * spec.value / HUNDRED).to_integral_value(ROUND_FLOOR)
+        sources.append(src(mau_s))
+        return (
+            allowed,
+            f"allowance floor({decimal_text(mau_included)} MAU{note} × {spec.value}%) = "
+            f"{decimal_text(allowed)} {meter.unit}s",
+            sources,
+        )
+    included = spec.value
+    if factor != ONE:
+        included = (included * factor).to_integral_value(ROUND_FLOOR)
+        return included, f"{decimal_text(included)} {meter.unit}s included (prorated)", sources
+    return included, f"{decimal_text(included)} {meter.unit}s included", sources
+
+
+def _meter_line(
+    c: ResolvedContract,
+    meter: MeterInfo,
+    terms: Mapping[TermKey, Sourced[Any]],
+    usage: Usage,
+    period: Period | None,
+    allowance_factor: Decimal,
+) -> Line | None:
+    rate_s = terms.get(("meter", meter.id, "rate"))
+    if rate_s is None:
+        return None
+    rate: RateSpec = rate_s.value
+    used = usage.get(meter.usage_key)
+    free, free_note, sources = _allowance(meter, terms, allowance_factor)
+    sources.append(src(rate_s))
+    billable = max(ZERO, used - free)
+    details = [f"used {decimal_text(used)} {meter.unit}s"]
+    if free_note:
+        details.append(free_note)
+    unit_price: Decimal | None
+    if rate.mode == "flat":
+        assert rate.price is not None
+        exact = billable * rate.price
+        unit_price = rate.price
+        formula = f"{decimal_text(billable)} × {money(rate.price)} per {meter.unit}"
+    elif rate.mode == "graduated":
+        exact = ZERO
+        lower = ZERO
+        parts = []
+        for tier in rate.tiers:
+            upper = tier.up_to
+            top = used if upper is None else min(used, upper)
+            qty = max(ZERO, top - max(lower, free))
+            amount = qty * tier.price
+            exact += amount
+            bound = "above" if upper is None else f"up to {decimal_text(upper)}"
+            parts.append(f"{decimal_text(qty)} × {money(tier.price)}")
+            details.append(
+                f"tier {bound}: {decimal_text(qty)} × {money(tier.price)} = {decimal_text(amount)}"
+            )
+            if upper is None or used <= upper:
+                break
+            lower = upper
+        unit_price = None
+        formula = " + ".join(parts) + " (graduated)"
+    else:
+        chosen = rate.tiers[-1]
+        for tier in rate.tiers:
+            if tier.up_to is not None and used <= tier.up_to:
+                chosen = tier
+                break
+        exact = billable * chosen.price
+        unit_price = chosen.price
+        bound = "above" if chosen.up_to is None else f"up to {decimal_text(chosen.up_to)}"
+        details.append(f"volume tier {bound} applies to all {decimal_text(billable)} billable")
+        formula = f"{decimal_text(billable)} × {money(chosen.price)} per {meter.unit} (volume)"
+    return Line(
+        meter.line_code,
+        meter.name,
+        billable,
+        meter.unit,
+        unit_price,
+        _round(exact, c, terms),
+        "usage",
+        period,
+        Explanation(formula, exact, tuple(sources), tuple(details)),
+    )
+
+
+def _usage_lines(
+    c: ResolvedContract,
+    terms: Mapping[TermKey, Sourced[Any]],
+    usage: Usage,
+    period: Period | None,
+    catalog: Catalog,
+) -> list[Line]:
+    term = _term(terms)
+    factor = ONE
+    if ("prorate", "allowances") in terms:
+        factor = _allowance_factor(period, term)
+    lines = []
+    for meter in catalog.meters:
+        line = _meter_line(c, meter, terms, usage, period, factor)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def _adjustments(
+    c: ResolvedContract,
+    terms: Mapping[TermKey, Sourced[Any]],
+    lines: list[Line],
+) -> list[Line]:
+    """Percentage discounts, then fixed discounts, then caps, then the minimum true-up."""
+    out: list[Line] = []
+    running = sum((ln.amount for ln in lines), ZERO)
+    by_code = {ln.code: ln for ln in lines}
+    covering: dict[str, Decimal] = {}  # line code -> total percentage discounted
+
+    def covered(target: str) -> list[Line]:
+        if target == "addons":
+            return [ln for ln in lines if ln.code.startswith("addon.")]
+        if target == "usage":
+            return [ln for ln in lines if ln.kind == "usage"]
+        return [by_code[target]] if target in by_code else []
+
+    step = 0
+    for key, value in terms.items():
+        if key[0] != "discount_pct":
+            continue
+        pct: Decimal = value.value[0]
+        hit = covered(key[1])
+        base = sum((ln.amount for ln in hit), ZERO)
+        exact = -(base * pct / HUNDRED)
+        amount = _round(exact, c, terms)
+        for ln in hit:
+            covering[ln.code] = covering.get(ln.code, ZERO) + pct
+        step += 1
+        out.append(
+            _adjustment(
+                f"discount.{key[1]}",
+                f"{pct}% discount on {key[1]}",
+                amount,
+                f"-{pct}% × {' + '.join(money(ln.amount) for ln in hit) or '0'}",
+                exact,
+                value,
+                f"step 1 (percentage discounts): applied to {', '.join(ln.code for ln in hit)}"
+                if hit else "step 1 (percentage discounts): no such line on this invoice",
+            )
+        )
+        running += amount
+    fixed = terms.get(("discount_fixed",))
+    if fixed is not None:
+        exact = -min(fixed.value, max(running, ZERO))
+        amount = _round(exact, c, terms)
+        out.append(
+            _adjustment(
+                "discount.fixed",
+                f"{money(fixed.value)} discount",
+                amount,
+                f"-min({money(fixed.value)}, subtotal {money(running)})",
+                exact,
+                fixed,
+                "step 2 (fixed discounts): never takes the invoice below zero",
+            )
+        )
+        running += amount
+    for key, value in terms.items():
+        if key[0] != "cap":
+            continue
+        line = by_code.get(key[1])
+        gross = line.amount if line is not None else ZERO
+        net = gross * (HUNDRED - covering.get(key[1], ZERO)) / HUNDRED
+        excess = max(ZERO, net - value.value)
+        exact = -min(excess, max(running, ZERO))
+        amount = _round(exact, c, terms)
+        out.append(
+            _adjustment(
+                f"cap.{key[1]}",
+                f"{key[1]} capped at {money(value.value)}",
+                amount,
+                f"-max(0, {money(net)} - {money(value.value)})",
+                exact,
+                value,
+                "step 3 (caps): on the line net of percentage discounts"
+                + ("" if excess == ZERO else f"; {money(excess)} above the cap"),
+            )
+        )
+        running += amount
+    minimum = terms.get(("minimum",))
+    if minimum is not None:
+        exact = max(ZERO, minimum.value - running)
+        amount = _round(exact, c, terms)
+        out.append(
+            _adjustment(
+                "minimum",
+                f"Minimum commitment true-up ({money(minimum.value)})",
+                amount,
+                f"max(0, {money(minimum.value)} - subtotal {money(running)})",
+                exact,
+                minimum,
+                "step 4 (minimum): tops the subtotal up to the minimum",
+            )
+        )
+    return out
+
+
+def _adjustment(
+    code: str,
+    description: str,
+    amount: Decimal,
+    formula: str,
+    exact: Decimal,
+    source: Sourced[Any],
+    detail: str,
+) -> Line:
+    return Line(
+        code,
+        description,
+        ONE,
+        "adjustment",
+        None,
+        amount + ZERO,  # normalise -0.00 to 0.00
+        "adjustment",
+        None,
+        Explanation(formula, exact, (src(source),), (detail,)),
+    )
+
+
+def _total(lines: list[Line]) -> Decimal:
+    return sum((ln.amount for ln in lines), ZERO)
+
+
+def _check_in_term(
+    c: ResolvedContract, terms: Mapping[TermKey, Sourced[Any]], usage: Usage,
+    period: Period | None,
+) -> None:
+    term = _term(terms)
+    if term is None:
+        return
+    if period is None:
+        raise PricingError(
+            Diagnostic(
+                "E303",
+                f"`{c.id}` has a term ({term.start} to {term.end}), so the usage needs a period",
+                usage.source,
+                key="period",
+                hint="add `period: YYYY-MM` to the usage",
+            )
+        )
+    if period.intersect(term) is None:
+        raise PricingError(
+            Diagnostic(
+                "E302",
+                f"period {period} is outside the term of `{c.id}` ({term.start} to {term.end})",
+                usage.source,
+                key="period",
+                hint="rate a period within the term",
+            )
+        )
+
+
+# --------------------------------------------------------------- entry points
+
+
+def rate(c: ResolvedContract, usage: Usage, catalog: Catalog) -> Invoice:
+    """All charges of one period: fees, usage and adjustments."""
+    with localcontext(CONTEXT):
+        period = usage.period
+        terms, _fired = terms_for(c, usage, period, catalog)
+        _check_in_term(c, terms, usage, period)
+        base, addons = _fee_lines(c, terms, period, catalog)
+        lines = base + _usage_lines(c, terms, usage, period, catalog) + addons
+        lines += _adjustments(c, terms, lines)
+        return Invoice(
+            c.id, c.name, c.currency, c.minor_units, period, tuple(lines), _total(lines),
+            account=usage.account,
+        )
+
+
+def _month_of(d: date) -> Period:
+    return Period.month(d.year, d.month)
+
+
+def issue_invoice(c: ResolvedContract, issue_date: date, usage: Usage, catalog: Catalog) -> Invoice:
+    """The invoice issued on the first day of month M+1.
+
+    Fixed fees are billed in advance for M+1, at the terms in force for M+1;
+    usage is billed in arrears for M, at the terms in force for M.
+    """
+    if issue_date.day != 1:
+        raise PricingError(
+            Diagnostic(
+                "E304",
+                f"invoices are issued on the first day of a month, not on {issue_date}",
+                hint=f"use {issue_date.replace(day=1)} or "
+                f"{(issue_date.replace(day=1) + timedelta(days=32)).replace(day=1)}",
+            )
+        )
+    fee_period = _month_of(issue_date)
+    usage_period = _month_of(issue_date - timedelta(days=1))
+    if usage.period is not None and usage.period != usage_period:
+        raise PricingError(
+            Diagnostic(
+                "E305",
+                f"the invoice issued on {issue_date} bills usage for {usage_period}, "
+                f"but the usage is for {usage.period}",
+                usage.source,
+                key="period",
+                hint=f"give the usage of {usage_period}",
+            )
+        )
+    with localcontext(CONTEXT):
+        fee_terms, _ = terms_for(c, usage, fee_period, catalog)
+        use_terms, _ = terms_for(c, usage, usage_period, catalog)
+        fee_term = _term(fee_terms)
+        use_term = _term(use_terms)
+        fees_due = fee_term is None or fee_period.intersect(fee_term) is not None
+        usage_due = use_term is None or usage_period.intersect(use_term) is not None
+        if not fees_due and not usage_due:
+            term = fee_term or use_term
+            assert term is not None
+            raise PricingError(
+                Diagnostic(
+                    "E302",
+                    f"nothing is billed on {issue_date}: the term of `{c.id}` runs from "
+                    f"{term.start} to {term.end}",
+                    hint=f"invoices for this term are issued from {term.start.replace(day=1)} "
+                    f"to {(term.end.replace(day=1) + timedelta(days=32)).replace(day=1)}",
+                )
+            )
+        base: list[Line] = []
+        addons: list[Line] = []
+        if fees_due:
+            base, addons = _fee_lines(c, fee_terms, fee_period, catalog)
+        used: list[Line] = []
+        if usage_due:
+            used = _usage_lines(c, use_terms, usage, usage_period, catalog)
+        lines = base + used + addons
+        adj_terms = fee_terms if fees_due else use_terms
+        lines += _adjustments(c, adj_terms, lines)
+        return Invoice(
+            c.id, c.name, c.currency, c.minor_units, None, tuple(lines), _total(lines),
+            account=usage.account, issue_date=issue_date,
+        )

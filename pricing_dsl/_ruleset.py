@@ -1,0 +1,194 @@
+"""Loading rulesets, and the :class:`Ruleset` that billing systems embed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from . import _ast as A
+from ._checker import check
+from ._errors import Diagnostic, PricingError, attach_source
+from ._invoice import Invoice
+from ._parser import parse
+from ._rating import Catalog, issue_invoice, rate
+from ._suggest import did_you_mean
+from ._terms import AddonInfo, MeterInfo, ResolvedContract
+from ._usage import Usage, usage_schema
+
+__all__ = ["Ruleset", "check_paths", "load", "loads"]
+
+UsageLike = Usage | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """Checked plans and contracts, ready to rate.
+
+    Immutable: every field is a frozen value or a read-only mapping, and
+    rating keeps its state on the stack, so one ``Ruleset`` can be shared by
+    any number of threads.
+    """
+
+    contracts: Mapping[str, ResolvedContract]
+    meters: tuple[MeterInfo, ...]
+    addons: Mapping[str, AddonInfo]
+    tests: tuple[A.TestDecl, ...]
+    files: tuple[str, ...]
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def _catalog(self) -> Catalog:
+        return Catalog(self.meters, self.addons)
+
+    @property
+    def contract_ids(self) -> list[str]:
+        """Every plan and contract id, sorted."""
+        return sorted(self.contracts)
+
+    def contract(self, contract_id: str) -> ResolvedContract:
+        """The resolved terms of a plan or contract; PricingError if it does not exist."""
+        found = self.contracts.get(contract_id)
+        if found is None:
+            known = ", ".join(self.contract_ids) or "none"
+            raise PricingError(
+                Diagnostic(
+                    "E301",
+                    f"no plan or contract `{contract_id}`"
+                    + did_you_mean(contract_id, self.contracts),
+                    hint=f"this ruleset has: {known}",
+                    key="contract",
+                )
+            )
+        return found
+
+    def usage(self, usage: UsageLike, source: str = "<usage>") -> Usage:
+        """Validate usage for this ruleset's meters."""
+        if isinstance(usage, Usage):
+            return usage
+        return Usage.from_mapping(usage, meters=self.meters, source=source)
+
+    def rate(self, contract_id: str, usage: UsageLike) -> Invoice:
+        """Rate one period of usage into invoice lines (fees, usage and adjustments)."""
+        return rate(self.contract(contract_id), self.usage(usage), self._catalog)
+
+    def invoice(self, contract_id: str, issue_date: date, usage: UsageLike) -> Invoice:
+        """The invoice issued on ``issue_date`` (the 1st of month M+1).
+
+        It bills fixed fees in advance for M+1 and ``usage`` (of month M) in arrears.
+        """
+        return issue_invoice(
+            self.contract(contract_id), issue_date, self.usage(usage), self._catalog
+        )
+
+    def usage_schema(self) -> dict[str, Any]:
+        """The JSON Schema of usage for this ruleset, custom meters included."""
+        return usage_schema(self.meters)
+
+
+def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(q for q in path.rglob("*.pricing") if q.is_file())
+            if not found:
+                raise PricingError(
+                    Diagnostic("E001", "no .pricing files in this directory", str(path))
+                )
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise PricingError(
+                Diagnostic("E001", "no such file or directory", str(path),
+                           hint="give .pricing files or directories that hold them")
+            )
+    return out
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PricingError(
+            Diagnostic("E002", f"this file is not UTF-8 text (byte {exc.start})", str(path))
+        ) from None
+    except OSError as exc:
+        raise PricingError(
+            Diagnostic("E002", f"cannot read this file: {exc.strerror}", str(path))
+        ) from None
+
+
+def _build(sources: Sequence[tuple[str, str]]) -> tuple[Ruleset | None, list[Diagnostic]]:
+    files: list[A.File] = []
+    diags: list[Diagnostic] = []
+    for name, text in sources:
+        tree, errs = parse(text, name)
+        diags.extend(errs)
+        if tree is not None:
+            files.append(tree)
+    result = check(files)
+    # Semantic errors are only trustworthy when every file parsed; a file with a
+    # syntax error may hold the very definition another file refers to.
+    if not diags:
+        diags.extend(result.diagnostics)
+    else:
+        parsed = {f.path for f in files}
+        diags.extend(
+            d for d in result.diagnostics if d.path in parsed and d.code not in ("E201", "E207")
+        )
+    order = {name: i for i, (name, _) in enumerate(sources)}
+    diags.sort(key=lambda d: (order.get(d.path, len(order)), d.line, d.column))
+    diags = attach_source(diags, dict(sources))
+    errors = [d for d in diags if d.severity == "error"]
+    if errors:
+        return None, diags
+    return (
+        Ruleset(
+            contracts=MappingProxyType(dict(result.contracts)),
+            meters=result.meters,
+            addons=result.addons,
+            tests=result.tests,
+            files=tuple(name for name, _ in sources),
+            warnings=tuple(d for d in diags if d.severity != "error"),
+        ),
+        diags,
+    )
+
+
+def check_paths(*paths: str | os.PathLike[str]) -> tuple[Ruleset | None, list[Diagnostic]]:
+    """Parse and check files without raising: the ruleset (if usable) and every diagnostic."""
+    sources = []
+    read_errors = []
+    for path in _expand(paths):
+        try:
+            sources.append((str(path), _read(path)))
+        except PricingError as exc:
+            read_errors.extend(exc.diagnostics)
+    ruleset, diags = _build(sources)
+    if read_errors:
+        return None, read_errors + diags
+    return ruleset, diags
+
+
+def load(*paths: str | os.PathLike[str]) -> Ruleset:
+    """Load ``.pricing`` files and directories (searched recursively) as one ruleset."""
+    if not paths:
+        raise PricingError(Diagnostic("E001", "no ruleset files given"))
+    ruleset, diags = check_paths(*paths)
+    if ruleset is None:
+        raise PricingError([d for d in diags if d.severity == "error"])
+    return ruleset
+
+
+def loads(text: str, filename: str = "<string>") -> Ruleset:
+    """Load a ruleset from text; ``filename`` is used in error locations."""
+    ruleset, diags = _build([(filename, text)])
+    if ruleset is None:
+        raise PricingError([d for d in diags if d.severity == "error"])
+    return ruleset

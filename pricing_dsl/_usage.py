@@ -1,0 +1,421 @@
+"""Usage input: one billing period's meter readings, read exactly.
+
+Numbers never pass through ``float``: JSON is parsed with
+``parse_float=Decimal`` and YAML floats are built from their text.  Values
+are validated against the usage JSON Schema, and each schema error is turned
+into a plain-words diagnostic naming the file and key.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
+import jsonschema
+import yaml
+
+from ._errors import Diagnostic, PricingError
+from ._suggest import did_you_mean
+from ._terms import BUILTIN_METERS, MeterInfo
+
+__all__ = ["Period", "Usage", "load_usage_file", "parse_usage_text", "usage_schema"]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A billing period, ``start`` to ``end`` inclusive."""
+
+    start: date
+    end: date
+
+    @staticmethod
+    def month(year: int, month: int) -> Period:
+        last = calendar.monthrange(year, month)[1]
+        return Period(date(year, month, 1), date(year, month, last))
+
+    @staticmethod
+    def parse(text: str) -> Period:
+        """``YYYY-MM`` or ``YYYY-MM-DD..YYYY-MM-DD``; raises ValueError."""
+        if ".." in text:
+            a, b = text.split("..", 1)
+            p = Period(date.fromisoformat(a), date.fromisoformat(b))
+            if p.end < p.start:
+                raise ValueError("the period ends before it starts")
+            return p
+        year, month = text.split("-")
+        if len(year) != 4 or len(month) != 2:
+            raise ValueError("expected YYYY-MM")
+        return Period.month(int(year), int(month))
+
+    @property
+    def is_calendar_month(self) -> bool:
+        return (
+            self.start.day == 1
+            and self.start.year == self.end.year
+            and self.start.month == self.end.month
+            and self.end.day == calendar.monthrange(self.end.year, self.end.month)[1]
+        )
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def months(self) -> Iterable[Period]:
+        """The calendar months this period touches, clipped to the period."""
+        cur = self.start
+        while cur <= self.end:
+            last = date(cur.year, cur.month, calendar.monthrange(cur.year, cur.month)[1])
+            yield Period(cur, min(last, self.end))
+            cur = last + timedelta(days=1)
+
+    def intersect(self, other: Period) -> Period | None:
+        start, end = max(self.start, other.start), min(self.end, other.end)
+        return Period(start, end) if start <= end else None
+
+    def to_json(self) -> str | dict[str, str]:
+        if self.is_calendar_month:
+            return f"{self.start.year:04d}-{self.start.month:02d}"
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+    def __str__(self) -> str:
+        if self.is_calendar_month:
+            return f"{self.start.year:04d}-{self.start.month:02d}"
+        return f"{self.start.isoformat()}..{self.end.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Meter readings for one period.  ``values`` maps usage keys to exact quantities."""
+
+    values: Mapping[str, Decimal]
+    period: Period | None = None
+    contract: str | None = None
+    account: str | None = None
+    source: str = "<usage>"
+
+    def get(self, key: str) -> Decimal:
+        return self.values.get(key, _ZERO)
+
+    @staticmethod
+    def from_mapping(
+        data: Mapping[str, Any],
+        *,
+        meters: Iterable[MeterInfo] = BUILTIN_METERS,
+        source: str = "<usage>",
+        lines: Mapping[str, int] | None = None,
+    ) -> Usage:
+        """Validate a mapping (from a file or from Python code) into a :class:`Usage`."""
+        return _validate(data, tuple(meters), source, lines or {})
+
+
+_ZERO = Decimal(0)
+
+# -------------------------------------------------------------------- schema
+
+
+@cache
+def _static_schema() -> dict[str, Any]:
+    text = resources.files("pricing_dsl").joinpath("schemas/usage.schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def usage_schema(meters: Iterable[MeterInfo] = BUILTIN_METERS) -> dict[str, Any]:
+    """The JSON Schema of usage for a ruleset with these meters."""
+    schema = json.loads(json.dumps(_static_schema()))
+    for m in meters:
+        if m.builtin:
+            continue
+        schema["properties"][m.usage_key] = {
+            "description": f"{m.name}, in {m.unit}s",
+            "$ref": "#/$defs/quantity",
+        }
+    return dict(schema)
+
+
+_TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    # Whole-valued Decimals (26250.0 in a JSON file) are integers too.
+    "integer",
+    lambda _checker, v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value()),
+)
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, type_checker=_TYPE_CHECKER
+)
+
+
+@cache
+def _validator(custom: tuple[str, ...]) -> Any:
+    meters = [m for m in BUILTIN_METERS] + [
+        MeterInfo(k, k, "unit", k, k, False, False, BUILTIN_METERS[0].span) for k in custom
+    ]
+    return _Validator(usage_schema(meters))
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _plain(value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any]) -> Any:
+    """Refuse values that cannot be exact numbers; convert exact floats to Decimal."""
+    if isinstance(value, bool):
+        diag.append(_bad(key, f"`{key}` is {str(value).lower()}, not a number", where))
+        return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            diag.append(_bad(key, f"`{key}` must be a finite number, not {value}", where))
+            return None
+        exact = Decimal(value)
+        if exact != Decimal(repr(value)):
+            diag.append(
+                _bad(
+                    key,
+                    f"`{key}` is the binary float {value!r}, which is not exactly {value!r}",
+                    where,
+                    hint="pass a Decimal or a decimal string such as \"" + repr(value) + '"',
+                )
+            )
+            return None
+        return Decimal(repr(value))
+    if isinstance(value, Decimal) and not value.is_finite():
+        diag.append(_bad(key, f"`{key}` must be a finite number, not {value}", where))
+        return None
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, f"{key}.{k}", diag, where) for k, v in value.items()}
+    return value
+
+
+def _bad(key: str, message: str, where: dict[str, Any], hint: str | None = None) -> Diagnostic:
+    line = where["lines"].get(key.split(".")[0], 0)
+    return Diagnostic("E401", message, where["source"], line, 1 if line else 0, hint=hint, key=key)
+
+
+_KEY_WORDS = {
+    "mau": "a whole number of users, 0 or more",
+    "peak_connections": "a whole number of connections, 0 or more",
+    "voice_minutes": "a number of minutes, 0 or more",
+    "video_minutes": "a number of minutes, 0 or more",
+    "contract": "a contract id (text)",
+    "account": "an account id (text)",
+    "period": "a month such as 2026-08, or {start: 2026-08-01, end: 2026-08-31}",
+}
+
+
+def _validate(
+    data: Mapping[str, Any], meters: tuple[MeterInfo, ...], source: str, lines: Mapping[str, int]
+) -> Usage:
+    where = {"source": source, "lines": lines}
+    if not isinstance(data, Mapping):
+        raise PricingError(
+            Diagnostic(
+                "E400",
+                "usage must be a mapping of keys to values, such as `mau: 26250`",
+                source,
+            )
+        )
+    diags: list[Diagnostic] = []
+    clean = {str(k): _plain(v, str(k), diags, where) for k, v in data.items()}
+    if diags:
+        raise PricingError(diags)
+    custom = tuple(sorted(m.usage_key for m in meters if not m.builtin))
+    validator = _validator(custom)
+    known = list(validator.schema["properties"])
+    seen: set[str] = set()
+    for err in sorted(validator.iter_errors(clean), key=lambda e: [str(p) for p in e.path]):
+        if err.validator == "additionalProperties" and not err.path:
+            for key in clean:
+                if key not in validator.schema["properties"] and key not in seen:
+                    seen.add(key)
+                    diags.append(
+                        _bad(
+                            key,
+                            f"unknown usage key `{key}`" + did_you_mean(key, known),
+                            where,
+                            hint="usage keys are: " + ", ".join(known),
+                        )
+                    )
+            continue
+        key = str(err.path[0]) if err.path else ""
+        if key in seen:
+            continue
+        seen.add(key)
+        got = clean.get(key)
+        expected = _KEY_WORDS.get(key, "a number, 0 or more")
+        diags.append(_bad(key, f"`{key}` must be {expected}; got {_show(got)}", where))
+    if diags:
+        raise PricingError(diags)
+
+    period = None
+    raw_period = clean.get("period")
+    if raw_period is not None:
+        try:
+            if isinstance(raw_period, str):
+                period = Period.parse(raw_period)
+            else:
+                period = Period(
+                    date.fromisoformat(raw_period["start"]), date.fromisoformat(raw_period["end"])
+                )
+                if period.end < period.start:
+                    raise ValueError("the period ends before it starts")
+        except (ValueError, KeyError) as exc:
+            raise PricingError(_bad("period", f"bad `period`: {exc}", where)) from None
+    values: dict[str, Decimal] = {}
+    for m in meters:
+        if m.usage_key in clean:
+            values[m.usage_key] = _to_decimal(clean[m.usage_key])
+    return Usage(
+        MappingProxyType(values),
+        period,
+        clean.get("contract"),
+        clean.get("account"),
+        source,
+    )
+
+
+def _to_decimal(v: Any) -> Decimal:
+    if isinstance(v, Decimal):
+        return v
+    if isinstance(v, int):
+        return Decimal(v)
+    try:
+        return Decimal(str(v))
+    except InvalidOperation:  # pragma: no cover - the schema admits only decimal text
+        return _ZERO
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    if v is None:
+        return "nothing"
+    if isinstance(v, (list, dict)):
+        return "a list" if isinstance(v, list) else "a mapping"
+    return str(v)
+
+
+# ------------------------------------------------------------------- reading
+
+
+class _ExactLoader(yaml.SafeLoader):
+    """YAML with exact numbers, refused duplicate keys, and key line numbers."""
+
+
+def _yaml_float(loader: _ExactLoader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node)).replace("_", "").lower()
+    if text in (".nan", ".inf", "+.inf", "-.inf"):
+        return Decimal("NaN") if "nan" in text else Decimal("-Infinity" if "-" in text else "Inf")
+    return Decimal(text)
+
+
+def _yaml_mapping(loader: _ExactLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in out:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key `{key}` appears twice", mark
+            )
+        out[key] = loader.construct_object(value_node, deep=True)
+        if isinstance(key, str) and node is loader._root:  # type: ignore[attr-defined]
+            loader._lines[key] = key_node.start_mark.line + 1  # type: ignore[attr-defined]
+    return out
+
+
+_ExactLoader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
+_ExactLoader.add_constructor("tag:yaml.org,2002:map", _yaml_mapping)
+
+
+def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
+    loader = _ExactLoader(text)
+    loader._lines = {}  # type: ignore[attr-defined]
+    try:
+        node = loader.get_single_node()
+        loader._root = node  # type: ignore[attr-defined]
+        data = loader.construct_document(node) if node is not None else None
+        return data, loader._lines  # type: ignore[attr-defined]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        col = mark.column + 1 if mark else 0
+        raise PricingError(
+            Diagnostic("E400", f"this is not valid YAML: {exc.problem or exc.context}",
+                       source, line, col)
+        ) from None
+    except yaml.YAMLError as exc:
+        raise PricingError(Diagnostic("E400", f"this is not valid YAML: {exc}", source)) from None
+    finally:
+        loader.dispose()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number that can be billed")
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"the key `{k}` appears twice")
+        out[k] = v
+    return out
+
+
+def _read_json(text: str, source: str) -> Any:
+    try:
+        return json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_json_pairs,
+        )
+    except json.JSONDecodeError as exc:
+        raise PricingError(
+            Diagnostic("E400", f"this is not valid JSON: {exc.msg}", source, exc.lineno, exc.colno)
+        ) from None
+    except ValueError as exc:
+        raise PricingError(Diagnostic("E400", f"this is not valid usage: {exc}", source)) from None
+
+
+def parse_usage_text(
+    text: str, source: str = "<usage>", meters: Iterable[MeterInfo] = BUILTIN_METERS
+) -> Usage:
+    """Parse usage given as YAML or JSON text (JSON is tried when the text starts with `{`)."""
+    if source.endswith(".json") or text.lstrip().startswith("{"):
+        data, lines = _read_json(text, source), {}
+    else:
+        data, lines = _read_yaml(text, source)
+    if data is None:
+        raise PricingError(Diagnostic("E400", "the usage file is empty", source))
+    return Usage.from_mapping(data, meters=meters, source=source, lines=lines)
+
+
+def load_usage_file(path: str, meters: Iterable[MeterInfo] = BUILTIN_METERS) -> Usage:
+    """Read a usage file (``-`` for standard input)."""
+    import sys
+
+    if path == "-":
+        return parse_usage_text(sys.stdin.read(), "<stdin>", meters)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise PricingError(Diagnostic("E402", "usage file not found", path)) from None
+    except IsADirectoryError:
+        raise PricingError(
+            Diagnostic("E402", "this is a directory; give a usage file", path)
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PricingError(Diagnostic("E402", f"cannot read the usage file: {exc}", path)) from None
+    return parse_usage_text(text, path, meters)
