@@ -911,11 +911,89 @@ def _describe_type(t: str) -> str:
     }.get(t, f"{t}s")
 
 
+def possible_lines(c: ResolvedContract, meters: Mapping[str, MeterInfo]) -> set[str]:
+    """Every line code this contract can produce, under any condition."""
+    lines: set[str] = set()
+    for layer in c.layers:
+        for key, value in layer.patch.items():
+            if key == ("base",):
+                lines.add("base")
+            elif key[0] == "meter" and key[2] == "rate":
+                lines.add(meters[key[1]].line_code)
+            elif key == ("addons",):
+                lines.update(f"addon.{a}" for a in value.value)
+            elif key[0] == "discount_pct":
+                lines.add(f"discount.{key[1]}")
+            elif key == ("discount_fixed",):
+                lines.add("discount.fixed")
+            elif key[0] == "cap":
+                lines.add(f"cap.{key[1]}")
+            elif key == ("minimum",):
+                lines.add("minimum")
+    return lines
+
+
+def check_tests(rules_tests: Iterable[A.TestDecl], known: dict[str, set[str]],
+                usage_keys: set[str]) -> list[Diagnostic]:
+    """Static checks of test blocks: known contracts, lines and usage keys."""
+    from ._usage import Period
+
+    diags: list[Diagnostic] = []
+    names: dict[str, A.TestDecl] = {}
+    for t in rules_tests:
+        if t.name in names:
+            diags.append(Diagnostic.at("E230", f'there is already a test named "{t.name}"',
+                                       t.span, hint="give each test its own name"))
+        names[t.name] = t
+        if t.contract is None:
+            diags.append(Diagnostic.at("E230", f'test "{t.name}" names no contract', t.span,
+                                       hint="add `contract ID` to the test"))
+            continue
+        lines = known.get(t.contract.text)
+        if lines is None:
+            diags.append(Diagnostic.at(
+                "E230",
+                f"test names an unknown contract `{t.contract.text}`"
+                + did_you_mean(t.contract.text, known),
+                t.contract.span,
+            ))
+            continue
+        if t.period is not None:
+            try:
+                Period.parse(t.period.text)
+            except ValueError:
+                diags.append(Diagnostic.at("E217", f"`{t.period.text}` is not a valid period",
+                                           t.period.span, hint="write YYYY-MM"))
+        for key, _num in t.usage:
+            if key.text not in usage_keys:
+                diags.append(Diagnostic.at(
+                    "E231", f"unknown usage key `{key.text}`" + did_you_mean(key.text, usage_keys),
+                    key.span, hint="usage keys are: " + ", ".join(sorted(usage_keys)),
+                ))
+        for exp in t.expectations:
+            code = exp.target.text
+            if exp.field == "error" or code == "total" or code in lines:
+                continue
+            diags.append(Diagnostic.at(
+                "E231",
+                f"`{t.contract.text}` has no `{code}` line" + did_you_mean(code, lines),
+                exp.target.span,
+                hint="its lines are: " + ", ".join(sorted(lines)),
+            ))
+    return diags
+
+
 def check(files: list[A.File]) -> CheckResult:
     """Resolve and validate parsed files that share one namespace."""
     c = _Checker(files)
     c.collect()
     c.resolve_all()
+    known = {cid: possible_lines(rc, c.meters) for cid, rc in c.resolved.items()}
+    # A test of a contract that failed to resolve is reported through that failure.
+    for name in c.broken | set(c.decls):
+        known.setdefault(name, set())
+    tests = [t for t in c.tests if t.contract is None or t.contract.text not in c.broken]
+    c.diags.extend(check_tests(tests, known, {m.usage_key for m in c.meters.values()}))
     return CheckResult(
         contracts=MappingProxyType(dict(c.resolved)),
         meters=tuple(c.meters.values()),

@@ -66,6 +66,23 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true", help="show how each line was derived")
     p.set_defaults(func=_cmd_invoice)
 
+    p = sub.add_parser("test", help="run the `test` blocks of rulesets")
+    _add_paths(p)
+    p.add_argument("--filter", metavar="PATTERN", help="only tests whose name matches "
+                   "(a glob, or a substring)")
+    p.add_argument("--format", choices=("text", "json", "junit"), default="text")
+    p.add_argument("--coverage", action="store_true",
+                   help="also list the clauses no test exercised")
+    p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser("fmt", help="rewrite rulesets in the canonical layout")
+    _add_paths(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="change nothing; exit 1 if a file would change")
+    mode.add_argument("--diff", action="store_true", help="print the changes, change nothing")
+    p.set_defaults(func=_cmd_fmt)
+
     p = sub.add_parser("schema", help="print a JSON Schema")
     p.add_argument("which", choices=("usage", "invoice", "diagnostics"))
     p.add_argument("paths", nargs="*", metavar="PATH",
@@ -154,6 +171,73 @@ def _print_invoice(inv: object, args: argparse.Namespace) -> None:
         sys.stdout.write(_output.invoice_json(inv, explain=True))
     else:
         sys.stdout.write(_output.invoice_text(inv, explain=args.explain))
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from . import _testing
+
+    rules = load(*args.paths)
+    outcomes = _testing.run_tests(rules, args.filter)
+    render = {"text": _testing.format_text, "json": _testing.format_json,
+              "junit": _testing.format_junit}[args.format]
+    sys.stdout.write(render(outcomes))
+    if args.coverage:
+        missed = _testing.coverage(rules, outcomes)
+        out = sys.stdout if args.format == "text" else sys.stderr
+        out.write(f"coverage: {len(missed)} clause{'s' if len(missed) != 1 else ''} "
+                  "not exercised by any test\n")
+        for item in missed:
+            out.write(f"  {item}\n")
+    if not outcomes:
+        sys.stderr.write("no tests matched\n" if args.filter else "no tests found\n")
+        return 1 if args.filter else 0
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def _cmd_fmt(args: argparse.Namespace) -> int:
+    import difflib
+    import os
+    import tempfile
+
+    from ._format import format_text
+    from ._ruleset import _expand, _read
+
+    changed = []
+    errors: list[Diagnostic] = []
+    for path in _expand(args.paths):
+        text = _read(path)
+        try:
+            new = format_text(text, str(path))
+        except PricingError as exc:
+            errors.extend(exc.diagnostics)
+            continue
+        if new == text:
+            continue
+        changed.append(str(path))
+        if args.check:
+            sys.stdout.write(f"would reformat {path}\n")
+        elif args.diff:
+            sys.stdout.writelines(difflib.unified_diff(
+                text.splitlines(keepends=True), new.splitlines(keepends=True),
+                f"{path}", f"{path} (formatted)"))
+        else:
+            # Write next to the file, then rename: a crash never leaves half a file.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(new)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+            sys.stderr.write(f"reformatted {path}\n")
+    if errors:
+        from ._errors import attach_source
+
+        sources = {d.path: _read(__import__("pathlib").Path(d.path)) for d in errors if d.path}
+        sys.stderr.write(_output.diagnostics_text(attach_source(errors, sources)))
+        return 1
+    return 1 if changed and (args.check or args.diff) else 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

@@ -89,6 +89,8 @@ class Invoice:
     total: Decimal
     account: str | None = None
     issue_date: date | None = None
+    # Labels of the `when` and `from` blocks whose terms applied.
+    rules_applied: tuple[str, ...] = ()
 
     def line(self, code: str) -> Line:
         """The line with this code; KeyError if there is none."""
@@ -113,5 +115,7 @@ class Invoice:
         if self.issue_date is not None:
             out["issue_date"] = self.issue_date.isoformat()
         out["lines"] = [ln.to_dict(explain) for ln in self.lines]
+        if explain:
+            out["rules_applied"] = list(self.rules_applied)
         out["total"] = decimal_text(self.total)
         return out

@@ -16,11 +16,17 @@ from importlib import resources
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 from lark.lexer import PatternStr
 
 from . import _ast as A
-from ._errors import Diagnostic, Span
+from ._errors import Diagnostic, PricingError, Span
 
 __all__ = ["parse"]
 
@@ -309,6 +315,9 @@ class _Builder(Transformer[Token, Any]):
                           self._mspan(meta)),
         )
 
+    def expect_field(self, c: list[Token]) -> str:
+        return str(c[0])
+
     @v_args(meta=True)
     def expect_error(self, meta: Any, c: list[Token]) -> tuple[str, A.Expectation]:
         return ("expect", A.Expectation(self._word(c[0]), "error", None, self._mspan(meta)))
@@ -580,5 +589,11 @@ def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagno
                 seen.add(err.line)
                 diags.append(_syntax_diagnostic(err, attempt, path))
         return None, diags
-    decls = _Builder(path).transform(tree)
+    try:
+        decls = _Builder(path).transform(tree)
+    except VisitError as exc:  # pragma: no cover - a bug in the builder, not bad input
+        raise PricingError(
+            Diagnostic("E000", f"internal error while reading this file: {exc.orig_exc!r}; "
+                       "please report it", path)
+        ) from exc
     return A.File(path, tuple(decls)), []

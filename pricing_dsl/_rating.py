@@ -578,14 +578,14 @@ def rate(c: ResolvedContract, usage: Usage, catalog: Catalog) -> Invoice:
     """All charges of one period: fees, usage and adjustments."""
     with localcontext(CONTEXT):
         period = usage.period
-        terms, _fired = terms_for(c, usage, period, catalog)
+        terms, fired = terms_for(c, usage, period, catalog)
         _check_in_term(c, terms, usage, period)
         base, addons = _fee_lines(c, terms, period, catalog)
         lines = base + _usage_lines(c, terms, usage, period, catalog) + addons
         lines += _adjustments(c, terms, lines)
         return Invoice(
             c.id, c.name, c.currency, c.minor_units, period, tuple(lines), _total(lines),
-            account=usage.account,
+            account=usage.account, rules_applied=tuple(fired),
         )
 
 
@@ -622,8 +622,8 @@ def issue_invoice(c: ResolvedContract, issue_date: date, usage: Usage, catalog: 
             )
         )
     with localcontext(CONTEXT):
-        fee_terms, _ = terms_for(c, usage, fee_period, catalog)
-        use_terms, _ = terms_for(c, usage, usage_period, catalog)
+        fee_terms, fee_fired = terms_for(c, usage, fee_period, catalog)
+        use_terms, use_fired = terms_for(c, usage, usage_period, catalog)
         fee_term = _term(fee_terms)
         use_term = _term(use_terms)
         fees_due = fee_term is None or fee_period.intersect(fee_term) is not None
@@ -653,4 +653,5 @@ def issue_invoice(c: ResolvedContract, issue_date: date, usage: Usage, catalog: 
         return Invoice(
             c.id, c.name, c.currency, c.minor_units, None, tuple(lines), _total(lines),
             account=usage.account, issue_date=issue_date,
+            rules_applied=tuple(dict.fromkeys([*use_fired, *fee_fired])),
         )
