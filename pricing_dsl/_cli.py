@@ -115,7 +115,7 @@ def _report(diags: Sequence[Diagnostic], fmt: str, out: TextIO) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    ruleset, diags = check_paths(*args.paths)
+    ruleset, diags = check_paths(*args.paths, warnings=True)
     errors = [d for d in diags if d.severity == "error" or args.strict]
     _report(diags, args.format, sys.stdout if args.format != "text" else sys.stderr)
     if errors:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -124,7 +125,23 @@ def _read(path: Path) -> str:
         ) from None
 
 
-def _build(sources: Sequence[tuple[str, str]]) -> tuple[Ruleset | None, list[Diagnostic]]:
+_ALLOW = re.compile(r"#.*\bpricing:\s*allow\b(.*)")
+
+
+def _allowed(d: Diagnostic, texts: Mapping[str, str]) -> bool:
+    """A warning is silenced by `# pricing: allow W106` on its line or the line above."""
+    lines = texts.get(d.path, "").splitlines()
+    for n in (d.line, d.line - 1):
+        if 0 < n <= len(lines):
+            m = _ALLOW.search(lines[n - 1])
+            if m and d.code in re.findall(r"W\d+", m.group(1)):
+                return True
+    return False
+
+
+def _build(
+    sources: Sequence[tuple[str, str]], warnings: bool = False
+) -> tuple[Ruleset | None, list[Diagnostic]]:
     files: list[A.File] = []
     diags: list[Diagnostic] = []
     for name, text in sources:
@@ -137,6 +154,11 @@ def _build(sources: Sequence[tuple[str, str]]) -> tuple[Ruleset | None, list[Dia
     # syntax error may hold the very definition another file refers to.
     if not diags:
         diags.extend(result.diagnostics)
+        if warnings and not diags:
+            from ._lint import lint
+
+            texts = dict(sources)
+            diags.extend(d for d in lint(files, result) if not _allowed(d, texts))
     else:
         parsed = {f.path for f in files}
         diags.extend(
@@ -161,8 +183,13 @@ def _build(sources: Sequence[tuple[str, str]]) -> tuple[Ruleset | None, list[Dia
     )
 
 
-def check_paths(*paths: str | os.PathLike[str]) -> tuple[Ruleset | None, list[Diagnostic]]:
-    """Parse and check files without raising: the ruleset (if usable) and every diagnostic."""
+def check_paths(
+    *paths: str | os.PathLike[str], warnings: bool = False
+) -> tuple[Ruleset | None, list[Diagnostic]]:
+    """Parse and check files without raising: the ruleset (if usable) and every diagnostic.
+
+    With ``warnings``, also look for legal but suspicious clauses (``W…`` codes).
+    """
     sources = []
     read_errors = []
     for path in _expand(paths):
@@ -170,7 +197,7 @@ def check_paths(*paths: str | os.PathLike[str]) -> tuple[Ruleset | None, list[Di
             sources.append((str(path), _read(path)))
         except PricingError as exc:
             read_errors.extend(exc.diagnostics)
-    ruleset, diags = _build(sources)
+    ruleset, diags = _build(sources, warnings)
     if read_errors:
         return None, read_errors + diags
     return ruleset, diags

@@ -1,0 +1,334 @@
+"""Warnings: things that are legal but probably not what the author meant.
+
+Runs only on rulesets that checked clean, so every name here resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from . import _ast as A
+from ._checker import CheckResult
+from ._errors import Diagnostic, PricingError, Span
+from ._invoice import decimal_text
+from ._rating import Catalog, rate
+from ._terms import STANDARD, AllowanceSpec, MeterInfo, RateSpec, ResolvedContract, Sourced, TermKey
+from ._usage import Period, Usage
+
+__all__ = ["lint"]
+
+_INF = Decimal("Infinity")
+
+
+def _warn(code: str, message: str, span: Span, hint: str | None = None) -> Diagnostic:
+    return Diagnostic.at(code, message, span, hint=hint, severity="warning")
+
+
+def _describe(key: TermKey) -> str:
+    if key[0] == "meter":
+        return f"`{key[1]}` {key[2]}"
+    if key[0] == "addon_price":
+        return f"the price of add-on `{key[1]}`"
+    return f"`{' '.join(key)}`"
+
+
+def _stmt_keys(stmt: A.Stmt, meters: Mapping[str, MeterInfo]) -> list[TermKey]:
+    """The term keys a statement sets (mirrors the checker, without validation)."""
+    if isinstance(stmt, A.BaseStmt):
+        return [("base",)]
+    if isinstance(stmt, A.MeterTerm):
+        keys: list[TermKey] = []
+        if stmt.allowance is not None:
+            keys.append(("meter", stmt.meter.text, "allowance"))
+        if stmt.rate is not None:
+            keys.append(("meter", stmt.meter.text, "rate"))
+        return keys
+    if isinstance(stmt, A.AddonsStmt):
+        return [("addons",)]
+    if isinstance(stmt, A.AddonStmt):
+        return [("addon_price", stmt.id.text)]
+    if isinstance(stmt, A.DiscountPercent):
+        return [("discount_pct", w.text) for w in stmt.targets]
+    if isinstance(stmt, A.DiscountFixed):
+        return [("discount_fixed",)]
+    if isinstance(stmt, A.CapStmt):
+        return [("cap", stmt.line.text)]
+    if isinstance(stmt, A.MinimumStmt):
+        return [("minimum",)]
+    if isinstance(stmt, A.RoundingStmt):
+        return [("rounding",)]
+    if isinstance(stmt, A.TermStmt):
+        return [("term",)]
+    return []
+
+
+def _twice_in_block(body: Iterable[A.Stmt], meters: Mapping[str, MeterInfo]) -> list[Diagnostic]:
+    out = []
+    seen: dict[TermKey, Span] = {}
+    for stmt in body:
+        for key in _stmt_keys(stmt, meters):
+            if key in seen:
+                out.append(_warn(
+                    "W102",
+                    f"{_describe(key)} is already set in this block, on line {seen[key].line}; "
+                    "this later value wins",
+                    stmt.span,
+                    hint="keep one of the two",
+                ))
+            seen[key] = stmt.span
+        if isinstance(stmt, (A.WhenBlock, A.FromBlock)):
+            out.extend(_twice_in_block(stmt.body, meters))
+    return out
+
+
+# ------------------------------------------------------------ unreachable `when`
+
+
+def _interval(e: A.Expr) -> dict[str, tuple[Decimal, Decimal]] | None:
+    """For a conjunction of `meter OP number` comparisons: the bounds it implies per meter."""
+    if isinstance(e, A.BinaryExpr) and e.op == "and":
+        left, right = _interval(e.left), _interval(e.right)
+        if left is None or right is None:
+            return left or right or None
+        merged = dict(left)
+        for k, (lo, hi) in right.items():
+            plo, phi = merged.get(k, (Decimal(0), _INF))
+            merged[k] = (max(lo, plo), min(hi, phi))
+        return merged
+    if not isinstance(e, A.BinaryExpr) or e.op not in ("<", "<=", ">", ">=", "=="):
+        return None
+    ref, num, op = e.left, e.right, e.op
+    if isinstance(ref, A.NumberExpr) and isinstance(num, A.RefExpr):
+        ref, num = num, ref
+        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "=="}[op]
+    if not (isinstance(ref, A.RefExpr) and isinstance(num, A.NumberExpr)):
+        return None
+    v = num.value.value
+    # Meters are never negative; strict bounds are nudged by a tiny step so
+    # `mau > 5 and mau < 5` is empty while `mau > 5 and mau < 6` is not.
+    eps = Decimal("1e-12")
+    lo, hi = {
+        "<": (Decimal(0), v - eps),
+        "<=": (Decimal(0), v),
+        ">": (v + eps, _INF),
+        ">=": (v, _INF),
+        "==": (v, v),
+    }[op]
+    return {ref.name.text: (max(lo, Decimal(0)), hi)}
+
+
+def _never_holds(e: A.Expr) -> bool:
+    if isinstance(e, A.BinaryExpr) and e.op == "or":
+        return _never_holds(e.left) and _never_holds(e.right)
+    if (
+        isinstance(e, A.BinaryExpr)
+        and isinstance(e.left, A.NumberExpr)
+        and isinstance(e.right, A.NumberExpr)
+    ):
+        a, b = e.left.value.value, e.right.value.value
+        return not {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b,
+                    "!=": a != b}.get(e.op, True)
+    bounds = _interval(e)
+    return bounds is not None and any(lo > hi for lo, hi in bounds.values())
+
+
+def _unreachable_whens(decl: A.PlanDecl) -> list[Diagnostic]:
+    return [
+        _warn("W103", "this `when` condition can never hold, so its terms never apply",
+              stmt.condition.span, hint="check the comparison; meters are never negative")
+        for stmt in decl.body
+        if isinstance(stmt, A.WhenBlock) and _never_holds(stmt.condition)
+    ]
+
+
+# ------------------------------------------------------------ terms of a contract
+
+
+def _allowance_units(c: ResolvedContract, meter: str, terms: Mapping[TermKey, Sourced[Any]]
+                     ) -> Decimal:
+    spec_s = terms.get(("meter", meter, "allowance"))
+    if spec_s is None:
+        return Decimal(0)
+    spec: AllowanceSpec = spec_s.value
+    if spec.kind == "percent":
+        mau = terms[("meter", "mau", "allowance")].value.value
+        return Decimal(int(mau * spec.value / 100))
+    return spec.value
+
+
+def _within(span: Span, decl: A.PlanDecl) -> bool:
+    return span.path == decl.span.path and decl.span.line <= span.line <= decl.span.end_line
+
+
+def _dead_tiers(decl: A.PlanDecl, c: ResolvedContract) -> list[Diagnostic]:
+    out = []
+    for key, value in c.static_terms.items():
+        if key[0] != "meter" or key[2] != "rate":
+            continue
+        spec: RateSpec = value.value
+        if spec.mode == "flat":
+            continue
+        free = _allowance_units(c, key[1], c.static_terms)
+        allowance = c.static_terms.get(("meter", key[1], "allowance"))
+        where = value.span
+        if not _within(where, decl):
+            if allowance is None or not _within(allowance.span, decl):
+                continue
+            where = allowance.span
+        for tier in spec.tiers:
+            if tier.up_to is not None and tier.up_to <= free:
+                out.append(_warn(
+                    "W104",
+                    f"the tier up to {decimal_text(tier.up_to)} lies inside the "
+                    f"{decimal_text(free)} included units of `{key[1]}`, so it never prices "
+                    "anything",
+                    where,
+                    hint="remove the tier, or lower the included amount",
+                ))
+    return out
+
+
+def _free_addons(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> list[Diagnostic]:
+    listed = c.static_terms.get(("addons",))
+    if listed is None or listed.span is STANDARD:
+        return []
+    out = []
+    for addon in listed.value:
+        price_s = c.static_terms.get(("addon_price", addon))
+        price = price_s.value if price_s else catalog.addons[addon].price
+        span = price_s.span if price_s else listed.span
+        if price == 0 and (_within(span, decl) or _within(listed.span, decl)):
+            out.append(_warn(
+                "W105", f"add-on `{addon}` is billed but priced at zero", span,
+                hint="if it is included for free, say so in a comment; otherwise set its price",
+            ))
+    return out
+
+
+def _probe_points(c: ResolvedContract, meter: MeterInfo) -> list[Decimal]:
+    points = {Decimal(0), Decimal(1)}
+    for layer in c.layers:
+        for key, value in layer.patch.items():
+            if key[:2] == ("meter", meter.id) or (meter.id == "concurrency" and key[1:2] == ("mau",)):
+                v = value.value
+                if isinstance(v, RateSpec):
+                    for t in v.tiers:
+                        if t.up_to is not None:
+                            points.update({t.up_to - 1, t.up_to, t.up_to + 1})
+                elif isinstance(v, AllowanceSpec):
+                    base = v.value
+                    if v.kind == "percent":
+                        mau = c.static_terms.get(("meter", "mau", "allowance"))
+                        base = Decimal(int(mau.value.value * v.value / 100)) if mau else base
+                    points.update({base - 1, base, base + 1})
+        if layer.condition is not None:
+            for n in _numbers(layer.condition):
+                points.update({n - 1, n, n + 1})
+    top = max(points)
+    points.update({top * 2, top * 10 + 1000})
+    return sorted(p for p in points if p >= 0)
+
+
+def _numbers(e: A.Expr) -> list[Decimal]:
+    if isinstance(e, A.NumberExpr):
+        return [e.value.value]
+    if isinstance(e, A.BinaryExpr):
+        return _numbers(e.left) + _numbers(e.right)
+    if isinstance(e, A.NotExpr):
+        return _numbers(e.operand)
+    return []
+
+
+def _probe_periods(c: ResolvedContract) -> list[Period | None]:
+    periods: list[Period | None] = []
+    term = c.static_terms.get(("term",))
+    if term is not None:
+        start = term.value[0]
+        periods.append(Period.month(start.year, start.month))
+    for layer in c.layers:
+        if layer.from_date is not None:
+            periods.append(Period.month(layer.from_date.year, layer.from_date.month))
+    if not periods:
+        periods.append(None if not c.uses_period else Period.month(2026, 1))
+    return periods
+
+
+def _price_drops(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> list[Diagnostic]:
+    out = []
+    for meter in catalog.meters:
+        if not any(("meter", meter.id, "rate") in layer.patch and _within(layer.patch[
+                ("meter", meter.id, "rate")].span, decl) for layer in c.layers) and not any(
+                layer.condition is not None and _within(layer.span, decl) for layer in c.layers):
+            continue
+        for period in _probe_periods(c):
+            previous: tuple[Decimal, Decimal] | None = None
+            for q in _probe_points(c, meter):
+                values = {meter.usage_key: q}
+                try:
+                    total = rate(c, Usage(values, period), catalog).total
+                except PricingError:
+                    break
+                if previous is not None and total < previous[1]:
+                    out.append(_warn(
+                        "W106",
+                        f"the total goes down as `{meter.usage_key}` goes up: "
+                        f"{decimal_text(previous[1])} at {decimal_text(previous[0])}, but "
+                        f"{decimal_text(total)} at {decimal_text(q)}",
+                        decl.id.span,
+                        hint="a volume tier or a `when` rule makes more usage cheaper; "
+                        "graduated tiers avoid the cliff",
+                    ))
+                    break
+                previous = (q, total)
+            else:
+                continue
+            break
+    return out
+
+
+def lint(files: Iterable[A.File], result: CheckResult) -> list[Diagnostic]:
+    """Every warning for a ruleset that checked clean."""
+    catalog = Catalog(result.meters, result.addons)
+    meters = {m.id: m for m in result.meters}
+    out: list[Diagnostic] = []
+    for f in files:
+        for decl in f.decls:
+            if not isinstance(decl, A.PlanDecl):
+                continue
+            c = result.contracts.get(decl.id.text)
+            if c is None or c.span != decl.span:
+                continue
+            out.extend(_twice_in_block(decl.body, meters))
+            out.extend(_repeats_parent(decl, c, result))
+            out.extend(_unreachable_whens(decl))
+            out.extend(_dead_tiers(decl, c))
+            out.extend(_free_addons(decl, c, catalog))
+            out.extend(_price_drops(decl, c, catalog))
+    return out
+
+
+def _repeats_parent(decl: A.PlanDecl, c: ResolvedContract, result: CheckResult
+                    ) -> list[Diagnostic]:
+    if decl.parent is None:
+        return []
+    parent = result.contracts.get(decl.parent.text)
+    if parent is None:
+        return []
+    own = next((la for la in c.layers if la.label == f"{decl.kind} {decl.id.text}"), None)
+    if own is None:
+        return []
+    out = []
+    for key, value in own.patch.items():
+        if key[0] in ("discount_pct", "rounding"):
+            continue
+        inherited = parent.static_terms.get(key)
+        if inherited is not None and inherited.value == value.value:
+            out.append(_warn(
+                "W101",
+                f"{_describe(key)} repeats the value inherited from `{parent.id}`",
+                value.span,
+                hint="remove this line; the value is inherited",
+            ))
+    return out
