@@ -83,8 +83,34 @@ def _build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--diff", action="store_true", help="print the changes, change nothing")
     p.set_defaults(func=_cmd_fmt)
 
+    p = sub.add_parser("diff", help="rate the same usage under two rulesets and compare")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="OLD_PATH NEW_PATH, or with --base just the path(s) to compare")
+    p.add_argument("--base", metavar="REV", help="take the old ruleset from this git revision")
+    p.add_argument("--usage", required=True, metavar="DIR_OR_JSONL",
+                   help="a directory of usage files, or a JSON Lines file of usage records")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_diff)
+
+    p = sub.add_parser("quote", help="lines and total of contracts as one meter varies")
+    _add_paths(p)
+    p.add_argument("--contract", required=True, action="append", metavar="ID",
+                   help="plan or contract (repeat to compare several)")
+    p.add_argument("--vary", required=True, metavar="METER=LOW..HIGH")
+    p.add_argument("--step", metavar="N", help="step between values (default: a tenth)")
+    p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
+                   help="hold another usage key at a value (repeatable), e.g. period=2026-08")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--plot", metavar="FILE.svg", help="draw the totals (needs matplotlib)")
+    p.set_defaults(func=_cmd_quote)
+
+    p = sub.add_parser("export", help="print the fully resolved terms of contracts as JSON")
+    _add_paths(p)
+    p.add_argument("--contract", help="only this plan or contract")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("schema", help="print a JSON Schema")
-    p.add_argument("which", choices=("usage", "invoice", "diagnostics"))
+    p.add_argument("which", choices=("usage", "invoice", "export", "diagnostics"))
     p.add_argument("paths", nargs="*", metavar="PATH",
                    help="for `usage`: rulesets whose custom meters to include")
     p.set_defaults(func=_cmd_schema)
@@ -238,6 +264,47 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
         sys.stderr.write(_output.diagnostics_text(attach_source(errors, sources)))
         return 1
     return 1 if changed and (args.check or args.diff) else 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from . import _whatif
+
+    if args.base:
+        old = _whatif.load_git_revision(args.base, args.paths)
+        new = load(*args.paths)
+    else:
+        if len(args.paths) != 2:
+            raise _UsageError("give OLD_PATH and NEW_PATH, or --base REV and the path(s)")
+        old, new = load(args.paths[0]), load(args.paths[1])
+    result = _whatif.diff(old, new, _whatif.usage_records(args.usage, new))
+    sys.stdout.write(_whatif.dumps(result) if args.format == "json"
+                     else _whatif.diff_text(result))
+    return 0
+
+
+def _cmd_quote(args: argparse.Namespace) -> int:
+    from . import _whatif
+
+    try:
+        meter, points = _whatif.quote_points(args.vary, args.step)
+        fixed = dict(_whatif.parse_assignment(f, "--fix") for f in args.fix)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    rules = load(*args.paths)
+    result = _whatif.quote(rules, args.contract, meter, points, fixed)
+    if args.plot:
+        _whatif.plot(result, args.plot)
+    sys.stdout.write(_whatif.dumps(result) if args.format == "json"
+                     else _whatif.quote_text(result))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ._export import export
+
+    rules = load(*args.paths)
+    sys.stdout.write(_output.dumps(export(rules, args.contract)))
+    return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

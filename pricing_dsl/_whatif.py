@@ -1,0 +1,309 @@
+"""Seeing what a change costs: `pricing diff` between rulesets and `pricing quote` across usage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ._errors import Diagnostic, PricingError
+from ._export import export
+from ._invoice import Invoice, decimal_text
+from ._ruleset import Ruleset, load
+from ._usage import Usage, load_usage_file, parse_usage_text
+
+__all__ = ["diff", "load_git_revision", "quote", "usage_records"]
+
+ZERO = Decimal(0)
+
+
+# ------------------------------------------------------------------- inputs
+
+
+def usage_records(source: str, rules: Ruleset) -> Iterator[Usage]:
+    """Usage from a directory of YAML/JSON files, or from a JSON Lines file."""
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+        if not files:
+            raise PricingError(Diagnostic("E402", "no usage files (.yaml, .yml, .json) here",
+                                          source))
+        for f in files:
+            yield load_usage_file(str(f), rules.meters)
+        return
+    if not path.is_file():
+        raise PricingError(Diagnostic("E402", "usage file not found", source))
+    for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
+        if line.strip():
+            yield parse_usage_text(line, f"{source}:{n}", rules.meters)
+
+
+def load_git_revision(revision: str, paths: Sequence[str]) -> Ruleset:
+    """The ruleset at ``paths`` as it was at a git revision."""
+    with tempfile.TemporaryDirectory(prefix="pricing-base-") as tmp:
+        try:
+            top = subprocess.run(
+                ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                check=True, cwd=Path(paths[0]).resolve().parent if Path(paths[0]).is_file()
+                else Path(paths[0]).resolve(),
+            ).stdout.strip()
+            rels = [str(Path(p).resolve().relative_to(top)) for p in paths]
+            listing = subprocess.run(
+                ["git", "ls-tree", "-r", "--name-only", revision, "--", *rels],
+                capture_output=True, text=True, check=True, cwd=top,
+            ).stdout.split()
+        except (subprocess.CalledProcessError, FileNotFoundError, ValueError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            raise PricingError(Diagnostic(
+                "E403", f"cannot read `{revision}` from git: {detail.strip()}",
+                hint="give a revision of the repository that holds the rulesets",
+            )) from None
+        files = [f for f in listing if f.endswith(".pricing")]
+        if not files:
+            raise PricingError(Diagnostic(
+                "E403", f"no .pricing files under {', '.join(rels)} at `{revision}`"))
+        for f in files:
+            blob = subprocess.run(["git", "show", f"{revision}:{f}"], capture_output=True,
+                                  check=True, cwd=top).stdout
+            dest = Path(tmp, f)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(blob)
+        return load(*(Path(tmp, f) for f in files))
+
+
+# --------------------------------------------------------------------- diff
+
+
+@dataclass(slots=True)
+class _ContractDiff:
+    currency: str = ""
+    records: int = 0
+    lines: dict[str, list[Decimal]] = field(default_factory=dict)  # code -> [old, new]
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, side: int, inv: Invoice) -> None:
+        self.currency = inv.currency
+        for ln in inv.lines:
+            pair = self.lines.setdefault(ln.code, [ZERO, ZERO])
+            pair[side] += ln.amount
+        tot = self.lines.setdefault("total", [ZERO, ZERO])
+        tot[side] += inv.total
+
+
+def _rate(rules: Ruleset, usage: Usage) -> Invoice | str:
+    try:
+        assert usage.contract is not None
+        return rules.rate(usage.contract, rules.usage(dict(_usage_dict(usage)),
+                                                      source=usage.source))
+    except PricingError as exc:
+        return "; ".join(f"{d.code} {d.message}" for d in exc.diagnostics)
+
+
+def _usage_dict(u: Usage) -> Iterable[tuple[str, Any]]:
+    yield from u.values.items()
+    if u.period is not None:
+        yield "period", u.period.to_json()
+    if u.account is not None:
+        yield "account", u.account
+
+
+def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
+    """Rate the same usage under two rulesets; amounts per contract and line code."""
+    per: dict[str, _ContractDiff] = {}
+    for u in usages:
+        if not u.contract:
+            raise PricingError(Diagnostic("E404", "this usage record names no contract",
+                                          u.source, key="contract"))
+        d = per.setdefault(u.contract, _ContractDiff())
+        d.records += 1
+        for side, rules in enumerate((old, new)):
+            result = _rate(rules, u)
+            if isinstance(result, str):
+                d.errors.append(f"{'old' if side == 0 else 'new'}: {u.source}: {result}")
+            else:
+                d.add(side, result)
+    old_ids, new_ids = set(old.contracts), set(new.contracts)
+    old_terms = {c["id"]: c for c in export(old)["contracts"]}
+    new_terms = {c["id"]: c for c in export(new)["contracts"]}
+
+    def strip(c: dict[str, Any]) -> Any:
+        # Sources move when lines are inserted; only the values matter here.
+        def clean(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {k: clean(v) for k, v in x.items() if k not in ("source", "label")}
+            if isinstance(x, list):
+                return [clean(v) for v in x]
+            return x
+        return clean(c)
+
+    changed = sorted(
+        cid for cid in old_ids & new_ids if strip(old_terms[cid]) != strip(new_terms[cid])
+    )
+    totals: dict[str, list[Decimal]] = {}
+    contracts = []
+    for cid in sorted(per):
+        d = per[cid]
+        if d.currency:
+            t = totals.setdefault(d.currency, [ZERO, ZERO])
+            t[0] += d.lines["total"][0]
+            t[1] += d.lines["total"][1]
+        contracts.append({
+            "contract": cid,
+            "currency": d.currency,
+            "records": d.records,
+            "lines": [
+                {"code": code, "old": decimal_text(o), "new": decimal_text(n),
+                 "change": decimal_text(n - o)}
+                for code, (o, n) in d.lines.items()
+            ],
+            "errors": d.errors,
+        })
+    return {
+        "contracts": contracts,
+        "totals": [
+            {"currency": cur, "old": decimal_text(o), "new": decimal_text(n),
+             "change": decimal_text(n - o)}
+            for cur, (o, n) in sorted(totals.items())
+        ],
+        "added": sorted(new_ids - old_ids),
+        "removed": sorted(old_ids - new_ids),
+        "changed_without_usage": [c for c in changed if c not in per],
+    }
+
+
+def diff_text(result: dict[str, Any]) -> str:
+    out: list[str] = []
+    for c in result["contracts"]:
+        out.append(f"{c['contract']} ({c['currency'] or '?'}, {c['records']} usage record"
+                   f"{'s' if c['records'] != 1 else ''})")
+        rows = [("line", "old", "new", "change")] + [
+            (ln["code"], ln["old"], ln["new"], _signed(ln["change"])) for ln in c["lines"]
+            if ln["code"] == "total" or ln["old"] != ln["new"]
+        ]
+        w = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            out.append(f"  {r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}")
+        for e in c["errors"]:
+            out.append(f"  error {e}")
+    if result["totals"]:
+        out.append("Totals")
+        for t in result["totals"]:
+            out.append(f"  {t['currency']}  old {t['old']}  new {t['new']}  "
+                       f"change {_signed(t['change'])}")
+    for label, key in (("Contracts added", "added"), ("Contracts removed", "removed"),
+                       ("Changed, with no usage to rate", "changed_without_usage")):
+        if result[key]:
+            out.append(f"{label}: {', '.join(result[key])}")
+    return "\n".join(out) + "\n"
+
+
+def _signed(text: str) -> str:
+    value = Decimal(text)
+    if value == 0:
+        return "no change"
+    return text if value < 0 else f"+{text}"
+
+
+# -------------------------------------------------------------------- quote
+
+
+def parse_assignment(text: str, what: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise ValueError(f"{what} must look like NAME=VALUE, not {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), value.strip()
+
+
+def quote_points(spec: str, step: str | None) -> tuple[str, list[Decimal]]:
+    """``mau=0..100000`` (with an optional step) -> the meter and its values."""
+    name, rng = parse_assignment(spec, "--vary")
+    try:
+        lo_text, hi_text = rng.split("..", 1)
+        lo, hi = Decimal(lo_text.replace("_", "")), Decimal(hi_text.replace("_", ""))
+        inc = Decimal(step.replace("_", "")) if step else (hi - lo) / 10
+    except (ValueError, InvalidOperation):
+        raise ValueError(f"--vary needs a range such as mau=0..100000, not {rng!r}") from None
+    if not (lo.is_finite() and hi.is_finite() and inc.is_finite()) or hi < lo or inc <= 0:
+        raise ValueError("--vary needs LOW..HIGH with LOW <= HIGH, and a positive --step")
+    if (hi - lo) / inc > 100_000:
+        raise ValueError("that range has more than 100000 steps; use a larger --step")
+    points = []
+    v = lo
+    while v <= hi:
+        points.append(v)
+        v += inc
+    if points[-1] != hi:
+        points.append(hi)
+    return name, points
+
+
+def quote(rules: Ruleset, contracts: Sequence[str], meter: str, points: Sequence[Decimal],
+          fixed: dict[str, Any]) -> dict[str, Any]:
+    """Each contract's lines and total as one meter varies."""
+    out = []
+    for cid in contracts:
+        rows = []
+        for p in points:
+            usage = dict(fixed)
+            usage[meter] = str(p)
+            inv = rules.rate(cid, rules.usage(usage, source=f"--vary {meter}={p}"))
+            rows.append({
+                "value": decimal_text(p),
+                "lines": {ln.code: decimal_text(ln.amount) for ln in inv.lines},
+                "total": decimal_text(inv.total),
+            })
+        out.append({"contract": cid, "currency": rules.contract(cid).currency, "rows": rows})
+    return {"vary": meter, "fixed": {k: str(v) for k, v in fixed.items()}, "contracts": out}
+
+
+def quote_text(result: dict[str, Any]) -> str:
+    out = []
+    for c in result["contracts"]:
+        codes = list(c["rows"][0]["lines"]) if c["rows"] else []
+        header = [result["vary"], *codes, "total"]
+        rows = [header] + [[r["value"], *(r["lines"][k] for k in codes), r["total"]]
+                           for r in c["rows"]]
+        w = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        out.append(f"{c['contract']} ({c['currency']})")
+        for r in rows:
+            out.append("  " + "  ".join(f"{cell:>{w[i]}}" for i, cell in enumerate(r)))
+    return "\n".join(out) + "\n"
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+    """Draw each contract's total against the varied meter, on the same axes."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PricingError(Diagnostic(
+            "E405", "--plot needs matplotlib",
+            hint="install it with: pip install 'pricing-dsl[plot]'",
+        )) from None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    currencies = set()
+    for c in result["contracts"]:
+        # Plotting is the one place numbers become floats: pixels, not money.
+        xs = [float(r["value"]) for r in c["rows"]]
+        ys = [float(r["total"]) for r in c["rows"]]
+        ax.plot(xs, ys, marker=".", label=c["contract"])
+        currencies.add(c["currency"])
+    ax.set_xlabel(result["vary"])
+    ax.set_ylabel(f"total ({', '.join(sorted(currencies))})")
+    ax.set_title("Price curve")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="svg")
+    plt.close(fig)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2) + "\n"
