@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Union
 
 from ._errors import Span
 
@@ -116,8 +115,8 @@ class TieredRate:
     span: Span
 
 
-Rate = Union[FlatRate, TieredRate]
-Allowance = Union[Included, PercentAllowance]
+Rate = FlatRate | TieredRate
+Allowance = Included | PercentAllowance
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +227,7 @@ class NotExpr:
     span: Span
 
 
-Expr = Union[NumberExpr, DateExpr, RefExpr, AttrExpr, BinaryExpr, NotExpr]
+Expr = NumberExpr | DateExpr | RefExpr | AttrExpr | BinaryExpr | NotExpr
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,22 +244,22 @@ class FromBlock:
     span: Span
 
 
-Stmt = Union[
-    CurrencyStmt,
-    RoundingStmt,
-    BaseStmt,
-    MeterTerm,
-    AddonsStmt,
-    AddonStmt,
-    WhenBlock,
-    FromBlock,
-    TermStmt,
-    ProrateStmt,
-    DiscountPercent,
-    DiscountFixed,
-    CapStmt,
-    MinimumStmt,
-]
+Stmt = (
+    CurrencyStmt
+    | RoundingStmt
+    | BaseStmt
+    | MeterTerm
+    | AddonsStmt
+    | AddonStmt
+    | WhenBlock
+    | FromBlock
+    | TermStmt
+    | ProrateStmt
+    | DiscountPercent
+    | DiscountFixed
+    | CapStmt
+    | MinimumStmt
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +297,7 @@ class TestDecl:
     span: Span
 
 
-Decl = Union[CurrencyStmt, RoundingStmt, AddonStmt, MeterDecl, PlanDecl, TestDecl]
+Decl = CurrencyStmt | RoundingStmt | AddonStmt | MeterDecl | PlanDecl | TestDecl
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,12 +181,20 @@ class _Checker:
         existing = self.meters.get(ident)
         if existing is not None:
             where = "is built in" if existing.builtin else f"is already declared at {existing.span}"
-            self.error("E202", f"meter `{ident}` {where}", decl.id.span,
-                       hint="choose another name for this meter")
+            self.error(
+                "E202",
+                f"meter `{ident}` {where}",
+                decl.id.span,
+                hint="choose another name for this meter",
+            )
             return
         if any(m.usage_key == ident for m in self.meters.values()):
-            self.error("E202", f"`{ident}` is already a usage key", decl.id.span,
-                       hint="choose another name for this meter")
+            self.error(
+                "E202",
+                f"`{ident}` is already a usage key",
+                decl.id.span,
+                hint="choose another name for this meter",
+            )
             return
         self.meters[ident] = MeterInfo(
             ident, decl.name or ident, decl.unit.text, ident, ident, False, False, decl.span
@@ -260,8 +268,12 @@ class _Checker:
 
     def check_date(self, d: A.DateLit) -> date | None:
         if d.value is None:
-            self.error("E217", f"`{d.text}` is not a real calendar date", d.span,
-                       hint="write dates as YYYY-MM-DD")
+            self.error(
+                "E217",
+                f"`{d.text}` is not a real calendar date",
+                d.span,
+                hint="write dates as YYYY-MM-DD",
+            )
         return d.value
 
     # ------------------------------------------------------------ statements
@@ -296,8 +308,12 @@ class _Checker:
                     self.unknown_addon(w)
                     ok = False
                 elif w.text in ids:
-                    self.error("E202", f"add-on `{w.text}` is listed twice", w.span,
-                               hint="list each add-on once")
+                    self.error(
+                        "E202",
+                        f"add-on `{w.text}` is listed twice",
+                        w.span,
+                        hint="list each add-on once",
+                    )
                     ok = False
                 else:
                     ids.append(w.text)
@@ -323,8 +339,12 @@ class _Checker:
             if start is None or end is None:
                 return []
             if end < start:
-                self.error("E219", "the term ends before it starts", stmt.span,
-                           hint="write `term START to END` with START on or before END")
+                self.error(
+                    "E219",
+                    "the term ends before it starts",
+                    stmt.span,
+                    hint="write `term START to END` with START on or before END",
+                )
                 return []
             return [(("term",), Sourced((start, end), stmt.span))]
         if isinstance(stmt, A.ProrateStmt):
@@ -397,7 +417,7 @@ class _Checker:
             "E207",
             f"unknown add-on `{w.text}`" + did_you_mean(w.text, self.addons),
             w.span,
-            hint="add-ons must be in the catalog: `addon ID \"Name\" PRICE per month` "
+            hint='add-ons must be in the catalog: `addon ID "Name" PRICE per month` '
             "at the top level of a file",
         )
 
@@ -409,11 +429,22 @@ class _Checker:
             hint = (
                 f"in a plan, the meter is called `{by_key.id}`; `{name}` is its usage key"
                 if by_key
-                else "declare custom meters at the top level: "
-                f'`meter {name} "Name" unit UNIT`'
+                else f'declare custom meters at the top level: `meter {name} "Name" unit UNIT`'
             )
-            keywords = ("base", "addons", "addon", "discount", "cap", "minimum", "term",
-                        "when", "from", "currency", "rounding", "prorate")
+            keywords = (
+                "base",
+                "addons",
+                "addon",
+                "discount",
+                "cap",
+                "minimum",
+                "term",
+                "when",
+                "from",
+                "currency",
+                "rounding",
+                "prorate",
+            )
             self.error(
                 "E208",
                 f"unknown meter or term `{name}`" + did_you_mean(name, [*self.meters, *keywords]),
@@ -432,8 +463,12 @@ class _Checker:
             )
             return []
         if stmt.overage_keyword and stmt.rate is None:
-            self.error("E214", "`overage` needs a price after it", stmt.span,
-                       hint=f"for example `overage 0.12 per {meter.unit}`")
+            self.error(
+                "E214",
+                "`overage` needs a price after it",
+                stmt.span,
+                hint=f"for example `overage 0.12 per {meter.unit}`",
+            )
             ok = False
         al = stmt.allowance
         if isinstance(al, A.PercentAllowance):
@@ -447,8 +482,10 @@ class _Checker:
                 ok = False
             elif self.check_percent(al.percent, "the concurrency allowance"):
                 out.append(
-                    (("meter", name, "allowance"),
-                     Sourced(AllowanceSpec("percent", al.percent.value), al.span))
+                    (
+                        ("meter", name, "allowance"),
+                        Sourced(AllowanceSpec("percent", al.percent.value), al.span),
+                    )
                 )
             else:
                 ok = False
@@ -460,8 +497,10 @@ class _Checker:
                 good &= self.check_whole(al.quantity, f"the {meter.unit}s included")
             if good:
                 out.append(
-                    (("meter", name, "allowance"),
-                     Sourced(AllowanceSpec("included", al.quantity.value), al.span))
+                    (
+                        ("meter", name, "allowance"),
+                        Sourced(AllowanceSpec("included", al.quantity.value), al.span),
+                    )
                 )
             ok &= good
         rate = stmt.rate
@@ -470,8 +509,10 @@ class _Checker:
             good &= self.check_unit(rate.unit, meter.unit, f"`{name}`")
             if good:
                 out.append(
-                    (("meter", name, "rate"),
-                     Sourced(RateSpec("flat", rate.price.value), rate.span))
+                    (
+                        ("meter", name, "rate"),
+                        Sourced(RateSpec("flat", rate.price.value), rate.span),
+                    )
                 )
             ok &= good
         elif isinstance(rate, A.TieredRate):
@@ -487,16 +528,24 @@ class _Checker:
         tiers: list[TierSpec] = []
         last: A.Number | None = None
         if not rate.tiers:
-            self.error("E215", "a tier table needs at least one row", rate.span,
-                       hint=f"end the table with `above at PRICE per {meter.unit}`")
+            self.error(
+                "E215",
+                "a tier table needs at least one row",
+                rate.span,
+                hint=f"end the table with `above at PRICE per {meter.unit}`",
+            )
             return None
         for i, t in enumerate(rate.tiers):
             ok &= self.check_price(t.price, "a tier price")
             ok &= self.check_unit(t.unit, meter.unit, f"`{meter.id}`")
             if t.up_to is None:
                 if i != len(rate.tiers) - 1:
-                    self.error("E215", "`above` must be the last row of a tier table", t.span,
-                               hint="move the `above` row to the end")
+                    self.error(
+                        "E215",
+                        "`above` must be the last row of a tier table",
+                        t.span,
+                        hint="move the `above` row to the end",
+                    )
                     ok = False
             else:
                 if meter.whole:
@@ -586,22 +635,31 @@ class _Checker:
             return "bool", uses_period
         # Arithmetic.
         if "bool" in (lt, rt) or "date" in (lt, rt):
-            self.error("E219", f"cannot use `{e.op}` on {_describe_type(lt)} and "
-                       f"{_describe_type(rt)}", e.span,
-                       hint="arithmetic works on meters and numbers")
+            self.error(
+                "E219",
+                f"cannot use `{e.op}` on {_describe_type(lt)} and {_describe_type(rt)}",
+                e.span,
+                hint="arithmetic works on meters and numbers",
+            )
             return "error", uses_period
         if e.op in ("+", "-"):
             if not _compatible(lt, rt):
-                self.error("E219", f"cannot add or subtract {_describe_type(lt)} and "
-                           f"{_describe_type(rt)}", e.span,
-                           hint="only quantities of the same unit add up")
+                self.error(
+                    "E219",
+                    f"cannot add or subtract {_describe_type(lt)} and {_describe_type(rt)}",
+                    e.span,
+                    hint="only quantities of the same unit add up",
+                )
                 return "error", uses_period
             return (lt if lt != "number" else rt), uses_period
         if e.op == "*":
             if lt != "number" and rt != "number":
-                self.error("E219", f"cannot multiply {_describe_type(lt)} by "
-                           f"{_describe_type(rt)}", e.span,
-                           hint="multiply a meter by a plain number")
+                self.error(
+                    "E219",
+                    f"cannot multiply {_describe_type(lt)} by {_describe_type(rt)}",
+                    e.span,
+                    hint="multiply a meter by a plain number",
+                )
                 return "error", uses_period
             return (lt if lt != "number" else rt), uses_period
         # Division: by a number keeps the unit; by the same unit gives a ratio.
@@ -609,13 +667,21 @@ class _Checker:
             return lt, uses_period
         if lt == rt:
             return "number", uses_period
-        self.error("E219", f"cannot divide {_describe_type(lt)} by {_describe_type(rt)}",
-                   e.span, hint="divide by a plain number, or by a meter of the same unit")
+        self.error(
+            "E219",
+            f"cannot divide {_describe_type(lt)} by {_describe_type(rt)}",
+            e.span,
+            hint="divide by a plain number, or by a meter of the same unit",
+        )
         return "error", uses_period
 
     def type_error(self, e: A.Expr, what: str, got: str) -> None:
-        self.error("E219", f"{what}, not {_describe_type(got)}", e.span,
-                   hint="write a comparison such as `mau > 150_000`")
+        self.error(
+            "E219",
+            f"{what}, not {_describe_type(got)}",
+            e.span,
+            hint="write a comparison such as `mau > 150_000`",
+        )
 
     # ------------------------------------------------------------ resolution
     def resolve_all(self) -> None:
@@ -632,8 +698,11 @@ class _Checker:
         if decl.parent is not None:
             pname = decl.parent.text
             if pname in visiting or pname == name:
-                cycle = [*visiting[visiting.index(pname):], name, pname] if pname in visiting else [
-                    name, name]
+                cycle = (
+                    [*visiting[visiting.index(pname) :], name, pname]
+                    if pname in visiting
+                    else [name, name]
+                )
                 self.error(
                     "E203",
                     "`extends` goes round in a circle: " + " -> ".join(cycle),
@@ -649,7 +718,8 @@ class _Checker:
                         f"`{name}` extends `{pname}`, which is not defined"
                         + did_you_mean(pname, self.decls),
                         decl.parent.span,
-                        hint="extend one of: " + ", ".join(sorted(self.decls)) if self.decls
+                        hint="extend one of: " + ", ".join(sorted(self.decls))
+                        if self.decls
                         else "define the plan first",
                     )
                 self.broken.add(name)
@@ -696,8 +766,14 @@ class _Checker:
                     self.type_error(stmt.condition, "`when` needs a condition", kind)
                 uses_period |= p
                 patch = self.block_patch(stmt.body, decl, "when")
-                whens.append(Layer(MappingProxyType(patch), condition=stmt.condition,
-                                   label=f"when at {stmt.span}", span=stmt.span))
+                whens.append(
+                    Layer(
+                        MappingProxyType(patch),
+                        condition=stmt.condition,
+                        label=f"when at {stmt.span}",
+                        span=stmt.span,
+                    )
+                )
             elif isinstance(stmt, A.FromBlock):
                 start = self.check_date(stmt.start)
                 if start is None:
@@ -712,13 +788,25 @@ class _Checker:
                     )
                     continue
                 if any(d == start for d, _ in froms):
-                    self.error("E202", f"there is already a `from {stmt.start.text}` block",
-                               stmt.start.span, hint="merge the two blocks into one")
+                    self.error(
+                        "E202",
+                        f"there is already a `from {stmt.start.text}` block",
+                        stmt.start.span,
+                        hint="merge the two blocks into one",
+                    )
                     continue
                 patch = self.block_patch(stmt.body, decl, "from")
-                froms.append((start, Layer(MappingProxyType(patch), from_date=start,
-                                           label=f"from {start.isoformat()} at {stmt.span}",
-                                           span=stmt.span)))
+                froms.append(
+                    (
+                        start,
+                        Layer(
+                            MappingProxyType(patch),
+                            from_date=start,
+                            label=f"from {start.isoformat()} at {stmt.span}",
+                            span=stmt.span,
+                        ),
+                    )
+                )
             else:
                 for key, value in self.stmt_patch(stmt, decl, "body"):
                     if key in seen_keys and key != ("rounding",):
@@ -788,17 +876,21 @@ class _Checker:
                     self.error("E212", "the currency is stated twice", stmt.span)
                 stated = Sourced(code, stmt.span)
         info = self.file_info.get(decl.span.path, _FileInfo())
-        if decl.kind == "contract" and stated is not None:
-            if parent is not None and stated.value != parent.currency:
-                self.error(
-                    "E211",
-                    f"contract `{decl.id.text}` cannot change the currency to {stated.value}: "
-                    f"its plan `{parent.id}` is priced in {parent.currency}",
-                    stated.span,
-                    hint="a contract's currency is its plan's; extend a plan priced in "
-                    f"{stated.value} instead",
-                )
-                return None
+        if (
+            decl.kind == "contract"
+            and stated is not None
+            and parent is not None
+            and stated.value != parent.currency
+        ):
+            self.error(
+                "E211",
+                f"contract `{decl.id.text}` cannot change the currency to {stated.value}: "
+                f"its plan `{parent.id}` is priced in {parent.currency}",
+                stated.span,
+                hint="a contract's currency is its plan's; extend a plan priced in "
+                f"{stated.value} instead",
+            )
+            return None
         candidates = [c for c in (stated, info.currency) if c is not None]
         own = candidates[0] if candidates else None
         if parent is not None:
@@ -809,9 +901,11 @@ class _Checker:
                     f"which is priced in {parent.currency}",
                     own.span if own is stated else decl.id.span,
                     hint="inherited prices keep their currency, so a plan or contract must use "
-                    "its parent's currency" + (
+                    "its parent's currency"
+                    + (
                         f" (this file says `currency {own.value}` at line {own.span.line})"
-                        if own is not stated else ""
+                        if own is not stated
+                        else ""
                     ),
                 )
                 return None
@@ -836,8 +930,10 @@ class _Checker:
         for meter in ("mau", "concurrency", "voice", "video"):
             if ("meter", meter, "rate") not in terms:
                 unit = next(m.unit for m in BUILTIN_METERS if m.id == meter)
-                missing.append(f"a `{meter}` rate (for example `{meter} … per {unit}`; the FAQ's "
-                               f"standard rates apply only in USD)")
+                missing.append(
+                    f"a `{meter}` rate (for example `{meter} … per {unit}`; the FAQ's "
+                    f"standard rates apply only in USD)"
+                )
         for key, value in terms.items():
             if key[0] == "addons":
                 for addon_id in value.value:
@@ -897,8 +993,10 @@ class _Checker:
 
 
 def _compatible(a: str, b: str) -> bool:
-    return a == b or (a == "number" and b not in ("date", "bool")) or (
-        b == "number" and a not in ("date", "bool")
+    return (
+        a == b
+        or (a == "number" and b not in ("date", "bool"))
+        or (b == "number" and a not in ("date", "bool"))
     )
 
 
@@ -933,8 +1031,9 @@ def possible_lines(c: ResolvedContract, meters: Mapping[str, MeterInfo]) -> set[
     return lines
 
 
-def check_tests(rules_tests: Iterable[A.TestDecl], known: dict[str, set[str]],
-                usage_keys: set[str]) -> list[Diagnostic]:
+def check_tests(
+    rules_tests: Iterable[A.TestDecl], known: dict[str, set[str]], usage_keys: set[str]
+) -> list[Diagnostic]:
     """Static checks of test blocks: known contracts, lines and usage keys."""
     from ._usage import Period
 
@@ -942,44 +1041,70 @@ def check_tests(rules_tests: Iterable[A.TestDecl], known: dict[str, set[str]],
     names: dict[str, A.TestDecl] = {}
     for t in rules_tests:
         if t.name in names:
-            diags.append(Diagnostic.at("E230", f'there is already a test named "{t.name}"',
-                                       t.span, hint="give each test its own name"))
+            diags.append(
+                Diagnostic.at(
+                    "E230",
+                    f'there is already a test named "{t.name}"',
+                    t.span,
+                    hint="give each test its own name",
+                )
+            )
         names[t.name] = t
         if t.contract is None:
-            diags.append(Diagnostic.at("E230", f'test "{t.name}" names no contract', t.span,
-                                       hint="add `contract ID` to the test"))
+            diags.append(
+                Diagnostic.at(
+                    "E230",
+                    f'test "{t.name}" names no contract',
+                    t.span,
+                    hint="add `contract ID` to the test",
+                )
+            )
             continue
         lines = known.get(t.contract.text)
         if lines is None:
-            diags.append(Diagnostic.at(
-                "E230",
-                f"test names an unknown contract `{t.contract.text}`"
-                + did_you_mean(t.contract.text, known),
-                t.contract.span,
-            ))
+            diags.append(
+                Diagnostic.at(
+                    "E230",
+                    f"test names an unknown contract `{t.contract.text}`"
+                    + did_you_mean(t.contract.text, known),
+                    t.contract.span,
+                )
+            )
             continue
         if t.period is not None:
             try:
                 Period.parse(t.period.text)
             except ValueError:
-                diags.append(Diagnostic.at("E217", f"`{t.period.text}` is not a valid period",
-                                           t.period.span, hint="write YYYY-MM"))
+                diags.append(
+                    Diagnostic.at(
+                        "E217",
+                        f"`{t.period.text}` is not a valid period",
+                        t.period.span,
+                        hint="write YYYY-MM",
+                    )
+                )
         for key, _num in t.usage:
             if key.text not in usage_keys:
-                diags.append(Diagnostic.at(
-                    "E231", f"unknown usage key `{key.text}`" + did_you_mean(key.text, usage_keys),
-                    key.span, hint="usage keys are: " + ", ".join(sorted(usage_keys)),
-                ))
+                diags.append(
+                    Diagnostic.at(
+                        "E231",
+                        f"unknown usage key `{key.text}`" + did_you_mean(key.text, usage_keys),
+                        key.span,
+                        hint="usage keys are: " + ", ".join(sorted(usage_keys)),
+                    )
+                )
         for exp in t.expectations:
             code = exp.target.text
             if exp.field == "error" or code == "total" or code in lines:
                 continue
-            diags.append(Diagnostic.at(
-                "E231",
-                f"`{t.contract.text}` has no `{code}` line" + did_you_mean(code, lines),
-                exp.target.span,
-                hint="its lines are: " + ", ".join(sorted(lines)),
-            ))
+            diags.append(
+                Diagnostic.at(
+                    "E231",
+                    f"`{t.contract.text}` has no `{code}` line" + did_you_mean(code, lines),
+                    exp.target.span,
+                    hint="its lines are: " + ", ".join(sorted(lines)),
+                )
+            )
     return diags
 
 

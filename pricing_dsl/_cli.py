@@ -27,8 +27,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_paths(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help=".pricing files, or directories searched for them")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help=".pricing files, or directories searched for them"
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -48,58 +49,92 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rate", help="rate one period of usage for a contract")
     _add_paths(p)
     p.add_argument("--contract", help="plan or contract id (default: `contract` in the usage)")
-    p.add_argument("--usage", required=True, metavar="FILE",
-                   help="usage file (YAML or JSON), or - for standard input")
+    p.add_argument(
+        "--usage",
+        required=True,
+        metavar="FILE",
+        help="usage file (YAML or JSON), or - for standard input",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--explain", action="store_true", help="show how each line was derived")
     p.set_defaults(func=_cmd_rate)
 
-    p = sub.add_parser("invoice", help="the invoice issued on a date: fees in advance, "
-                       "usage of the previous month in arrears")
+    p = sub.add_parser(
+        "invoice",
+        help="the invoice issued on a date: fees in advance, "
+        "usage of the previous month in arrears",
+    )
     _add_paths(p)
     p.add_argument("--contract", help="plan or contract id (default: `contract` in the usage)")
-    p.add_argument("--date", required=True, type=_iso_date, metavar="YYYY-MM-01",
-                   help="issue date, the first day of a month")
-    p.add_argument("--usage", metavar="FILE",
-                   help="usage of the month before the issue date (default: none)")
+    p.add_argument(
+        "--date",
+        required=True,
+        type=_iso_date,
+        metavar="YYYY-MM-01",
+        help="issue date, the first day of a month",
+    )
+    p.add_argument(
+        "--usage", metavar="FILE", help="usage of the month before the issue date (default: none)"
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--explain", action="store_true", help="show how each line was derived")
     p.set_defaults(func=_cmd_invoice)
 
     p = sub.add_parser("test", help="run the `test` blocks of rulesets")
     _add_paths(p)
-    p.add_argument("--filter", metavar="PATTERN", help="only tests whose name matches "
-                   "(a glob, or a substring)")
+    p.add_argument(
+        "--filter", metavar="PATTERN", help="only tests whose name matches (a glob, or a substring)"
+    )
     p.add_argument("--format", choices=("text", "json", "junit"), default="text")
-    p.add_argument("--coverage", action="store_true",
-                   help="also list the clauses no test exercised")
+    p.add_argument(
+        "--coverage", action="store_true", help="also list the clauses no test exercised"
+    )
     p.set_defaults(func=_cmd_test)
 
     p = sub.add_parser("fmt", help="rewrite rulesets in the canonical layout")
     _add_paths(p)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--check", action="store_true",
-                      help="change nothing; exit 1 if a file would change")
+    mode.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 if a file would change"
+    )
     mode.add_argument("--diff", action="store_true", help="print the changes, change nothing")
     p.set_defaults(func=_cmd_fmt)
 
     p = sub.add_parser("diff", help="rate the same usage under two rulesets and compare")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="OLD_PATH NEW_PATH, or with --base just the path(s) to compare")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="OLD_PATH NEW_PATH, or with --base just the path(s) to compare",
+    )
     p.add_argument("--base", metavar="REV", help="take the old ruleset from this git revision")
-    p.add_argument("--usage", required=True, metavar="DIR_OR_JSONL",
-                   help="a directory of usage files, or a JSON Lines file of usage records")
+    p.add_argument(
+        "--usage",
+        required=True,
+        metavar="DIR_OR_JSONL",
+        help="a directory of usage files, or a JSON Lines file of usage records",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_diff)
 
     p = sub.add_parser("quote", help="lines and total of contracts as one meter varies")
     _add_paths(p)
-    p.add_argument("--contract", required=True, action="append", metavar="ID",
-                   help="plan or contract (repeat to compare several)")
+    p.add_argument(
+        "--contract",
+        required=True,
+        action="append",
+        metavar="ID",
+        help="plan or contract (repeat to compare several)",
+    )
     p.add_argument("--vary", required=True, metavar="METER=LOW..HIGH")
     p.add_argument("--step", metavar="N", help="step between values (default: a tenth)")
-    p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
-                   help="hold another usage key at a value (repeatable), e.g. period=2026-08")
+    p.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hold another usage key at a value (repeatable), e.g. period=2026-08",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--plot", metavar="FILE.svg", help="draw the totals (needs matplotlib)")
     p.set_defaults(func=_cmd_quote)
@@ -111,12 +146,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print a JSON Schema")
     p.add_argument("which", choices=("usage", "invoice", "export", "diagnostics"))
-    p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="for `usage`: rulesets whose custom meters to include")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="for `usage`: rulesets whose custom meters to include",
+    )
     p.set_defaults(func=_cmd_schema)
 
     try:
-        from ._metering import _cli as metering_cli
+        from ._metering import _cli as metering_cli  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # pragma: no cover - metering ships with the package
         metering_cli = None
     if metering_cli is not None:
@@ -161,7 +200,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _contract_id(args: argparse.Namespace, usage_contract: str | None) -> str:
     cid = args.contract or usage_contract
     if not cid:
-        raise _UsageError("no contract given: use --contract ID, or put `contract: ID` in the usage")
+        raise _UsageError(
+            "no contract given: use --contract ID, or put `contract: ID` in the usage"
+        )
     return str(cid)
 
 
@@ -204,14 +245,19 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
     rules = load(*args.paths)
     outcomes = _testing.run_tests(rules, args.filter)
-    render = {"text": _testing.format_text, "json": _testing.format_json,
-              "junit": _testing.format_junit}[args.format]
+    render = {
+        "text": _testing.format_text,
+        "json": _testing.format_json,
+        "junit": _testing.format_junit,
+    }[args.format]
     sys.stdout.write(render(outcomes))
     if args.coverage:
         missed = _testing.coverage(rules, outcomes)
         out = sys.stdout if args.format == "text" else sys.stderr
-        out.write(f"coverage: {len(missed)} clause{'s' if len(missed) != 1 else ''} "
-                  "not exercised by any test\n")
+        out.write(
+            f"coverage: {len(missed)} clause{'s' if len(missed) != 1 else ''} "
+            "not exercised by any test\n"
+        )
         for item in missed:
             out.write(f"  {item}\n")
     if not outcomes:
@@ -243,9 +289,14 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
         if args.check:
             sys.stdout.write(f"would reformat {path}\n")
         elif args.diff:
-            sys.stdout.writelines(difflib.unified_diff(
-                text.splitlines(keepends=True), new.splitlines(keepends=True),
-                f"{path}", f"{path} (formatted)"))
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    f"{path}",
+                    f"{path} (formatted)",
+                )
+            )
         else:
             # Write next to the file, then rename: a crash never leaves half a file.
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -277,8 +328,7 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             raise _UsageError("give OLD_PATH and NEW_PATH, or --base REV and the path(s)")
         old, new = load(args.paths[0]), load(args.paths[1])
     result = _whatif.diff(old, new, _whatif.usage_records(args.usage, new))
-    sys.stdout.write(_whatif.dumps(result) if args.format == "json"
-                     else _whatif.diff_text(result))
+    sys.stdout.write(_whatif.dumps(result) if args.format == "json" else _whatif.diff_text(result))
     return 0
 
 
@@ -294,8 +344,7 @@ def _cmd_quote(args: argparse.Namespace) -> int:
     result = _whatif.quote(rules, args.contract, meter, points, fixed)
     if args.plot:
         _whatif.plot(result, args.plot)
-    sys.stdout.write(_whatif.dumps(result) if args.format == "json"
-                     else _whatif.quote_text(result))
+    sys.stdout.write(_whatif.dumps(result) if args.format == "json" else _whatif.quote_text(result))
     return 0
 
 

@@ -12,8 +12,20 @@ from ._terms import STANDARD, AllowanceSpec, RateSpec, ResolvedContract, Sourced
 
 __all__ = ["export", "expr_text"]
 
-_PRECEDENCE = {"or": 1, "and": 2, "<": 4, "<=": 4, ">": 4, ">=": 4, "==": 4, "!=": 4,
-               "+": 5, "-": 5, "*": 6, "/": 6}
+_PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "<": 4,
+    "<=": 4,
+    ">": 4,
+    ">=": 4,
+    "==": 4,
+    "!=": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+}
 
 
 def expr_text(e: A.Expr, parent: int = 0) -> str:
@@ -48,8 +60,10 @@ def _value(key: TermKey, v: Any) -> Any:
         return {
             "mode": v.mode,
             "tiers": [
-                {"up_to": None if t.up_to is None else decimal_text(t.up_to),
-                 "price": decimal_text(t.price)}
+                {
+                    "up_to": None if t.up_to is None else decimal_text(t.up_to),
+                    "price": decimal_text(t.price),
+                }
                 for t in v.tiers
             ],
         }
@@ -61,7 +75,7 @@ def _value(key: TermKey, v: Any) -> Any:
         return {"percent": decimal_text(v[0])}
     if key == ("addons",):
         return list(v)
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, (bool, str)):
         return v
     return decimal_text(v)
 
@@ -94,8 +108,11 @@ def _contract(c: ResolvedContract, rules: Ruleset) -> dict[str, Any]:
         "source": f"{c.span.path}:{c.span.line}:{c.span.column}",
         "terms": _terms(c.static_terms),
         "addons": [
-            {"id": a, "name": rules.addons[a].name,
-             "catalog_price": decimal_text(rules.addons[a].price)}
+            {
+                "id": a,
+                "name": rules.addons[a].name,
+                "catalog_price": decimal_text(rules.addons[a].price),
+            }
             for a in (addons.value if addons else ())
         ],
         "layers": layers,
@@ -107,8 +124,14 @@ def export(rules: Ruleset, contract_id: str | None = None) -> dict[str, Any]:
     ids = [contract_id] if contract_id else rules.contract_ids
     return {
         "meters": [
-            {"id": m.id, "name": m.name, "unit": m.unit, "usage_key": m.usage_key,
-             "line_code": m.line_code, "builtin": m.builtin}
+            {
+                "id": m.id,
+                "name": m.name,
+                "unit": m.unit,
+                "usage_key": m.usage_key,
+                "line_code": m.line_code,
+                "builtin": m.builtin,
+            }
             for m in rules.meters
         ],
         "contracts": [_contract(rules.contract(cid), rules) for cid in ids],

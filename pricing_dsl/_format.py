@@ -71,11 +71,12 @@ def _join(tokens: list[str], binary_minus: bool) -> str:
     for i, tok in enumerate(tokens):
         if i == 0:
             out = tok
-        elif tok in (",", ")", ".") or prev in ("(", "."):
-            out += tok
-        elif prev == "-" and not binary_minus:
-            out += tok
-        elif tok == "}" and prev == "{":
+        elif (
+            tok in (",", ")", ".")
+            or prev in ("(", ".")
+            or (prev == "-" and not binary_minus)
+            or (tok == "}" and prev == "{")
+        ):
             out += tok
         else:
             out += " " + tok
@@ -203,4 +204,6 @@ def format_text(text: str, path: str = "<string>") -> str:
         if not ln.tokens and ln.comment is not None:
             rendered[k] = "  " * ln.depth + ln.comment
     rendered = _align_comments(kept, rendered)
-    return "\n".join(r.rstrip() if not kept[k].comment else r for k, r in enumerate(rendered)) + "\n"
+    return (
+        "\n".join(r.rstrip() if not kept[k].comment else r for k, r in enumerate(rendered)) + "\n"
+    )

@@ -68,7 +68,8 @@ class Line:
             "unit": self.unit,
             "unit_price": None if self.unit_price is None else decimal_text(self.unit_price),
             "amount": decimal_text(self.amount),
-            "service_period": None if self.service_period is None
+            "service_period": None
+            if self.service_period is None
             else self.service_period.to_json(),
         }
         if explain and self.explanation is not None:
@@ -76,21 +77,123 @@ class Line:
         return out
 
 
-@dataclass(frozen=True, slots=True)
 class Invoice:
-    """Rated charges for one contract.  ``total`` is the sum of the rounded lines."""
+    """Rated charges for one contract.  ``total`` is the sum of the rounded lines.
 
-    contract: str
-    contract_name: str
-    currency: str
-    minor_units: int
-    period: Period | None
-    lines: tuple[Line, ...]
-    total: Decimal
-    account: str | None = None
-    issue_date: date | None = None
-    # Labels of the `when` and `from` blocks whose terms applied.
-    rules_applied: tuple[str, ...] = ()
+    Read-only.  ``amounts`` maps each line code to its amount; ``lines`` holds
+    the full :class:`Line` items with their explanations.  An invoice from the
+    compiled fast path builds ``lines`` on first access, so a billing run
+    that only needs amounts never pays for the derivation trace.
+    """
+
+    __slots__ = (
+        "_account",
+        "_amounts",
+        "_build",
+        "_codes",
+        "_issue_date",
+        "_lines",
+        "_meta",
+        "_period",
+        "_rules_applied",
+        "_total",
+    )
+
+    def __init__(
+        self,
+        contract: str,
+        contract_name: str,
+        currency: str,
+        minor_units: int,
+        period: Period | None,
+        lines: tuple[Line, ...],
+        total: Decimal,
+        account: str | None = None,
+        issue_date: date | None = None,
+        rules_applied: tuple[str, ...] = (),
+    ) -> None:
+        self._meta = (contract, contract_name, currency, minor_units)
+        self._period = period
+        self._lines: tuple[Line, ...] | None = lines
+        self._codes = tuple(ln.code for ln in lines)
+        self._amounts = tuple(ln.amount for ln in lines)
+        self._total = total
+        self._account = account
+        self._issue_date = issue_date
+        self._rules_applied = rules_applied
+        # (function, *arguments) that builds the lines, for lazily built invoices.
+        self._build: tuple[Any, ...] | None = None
+
+    @classmethod
+    def _lazy(
+        cls,
+        meta: tuple[str, str, str, int],
+        period: Period | None,
+        codes: tuple[str, ...],
+        amounts: tuple[Decimal, ...],
+        total: Decimal,
+        account: str | None,
+        rules_applied: tuple[str, ...],
+        build: tuple[Any, ...],
+    ) -> Invoice:
+        inv = cls.__new__(cls)
+        inv._meta = meta
+        inv._period = period
+        inv._lines = None
+        inv._codes = codes
+        inv._amounts = amounts
+        inv._total = total
+        inv._account = account
+        inv._issue_date = None
+        inv._rules_applied = rules_applied
+        inv._build = build
+        return inv
+
+    contract = property(lambda self: self._meta[0], doc="The plan or contract id.")
+    contract_name = property(lambda self: self._meta[1])
+    currency = property(lambda self: self._meta[2], doc="ISO 4217 code.")
+    minor_units = property(lambda self: self._meta[3], doc="Digits after the decimal point.")
+    period = property(lambda self: self._period, doc="The rated period, if any.")
+    total = property(lambda self: self._total, doc="Sum of the rounded line amounts.")
+    account = property(lambda self: self._account)
+    issue_date = property(lambda self: self._issue_date)
+    rules_applied = property(
+        lambda self: self._rules_applied,
+        doc="Labels of the `when` and `from` blocks whose terms applied.",
+    )
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        """Every line item, in invoice order, with its explanation."""
+        if self._lines is None:
+            assert self._build is not None
+            # Building twice from two threads is harmless: the result is the same.
+            fn, *args = self._build
+            self._lines = fn(*args)
+        return self._lines
+
+    @property
+    def amounts(self) -> dict[str, Decimal]:
+        """Line code -> rounded amount, in invoice order."""
+        return dict(zip(self._codes, self._amounts, strict=False))
+
+    @property
+    def codes(self) -> list[str]:
+        """The line codes, in invoice order."""
+        return list(self._codes)
+
+    def __repr__(self) -> str:
+        return (
+            f"Invoice(contract={self.contract!r}, currency={self.currency!r}, "
+            f"period={self._period!s}, total={self._total}, lines={len(self._codes)})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Invoice):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def line(self, code: str) -> Line:
         """The line with this code; KeyError if there is none."""
@@ -98,10 +201,6 @@ class Invoice:
             if ln.code == code:
                 return ln
         raise KeyError(code)
-
-    @property
-    def codes(self) -> list[str]:
-        return [ln.code for ln in self.lines]
 
     def to_dict(self, explain: bool = True) -> dict[str, Any]:
         """The invoice as JSON-ready data matching ``schemas/invoice.schema.json``."""

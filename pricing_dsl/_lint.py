@@ -70,13 +70,15 @@ def _twice_in_block(body: Iterable[A.Stmt], meters: Mapping[str, MeterInfo]) -> 
     for stmt in body:
         for key in _stmt_keys(stmt, meters):
             if key in seen:
-                out.append(_warn(
-                    "W102",
-                    f"{_describe(key)} is already set in this block, on line {seen[key].line}; "
-                    "this later value wins",
-                    stmt.span,
-                    hint="keep one of the two",
-                ))
+                out.append(
+                    _warn(
+                        "W102",
+                        f"{_describe(key)} is already set in this block, on line {seen[key].line}; "
+                        "this later value wins",
+                        stmt.span,
+                        hint="keep one of the two",
+                    )
+                )
             seen[key] = stmt.span
         if isinstance(stmt, (A.WhenBlock, A.FromBlock)):
             out.extend(_twice_in_block(stmt.body, meters))
@@ -128,16 +130,26 @@ def _never_holds(e: A.Expr) -> bool:
         and isinstance(e.right, A.NumberExpr)
     ):
         a, b = e.left.value.value, e.right.value.value
-        return not {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b,
-                    "!=": a != b}.get(e.op, True)
+        return not {
+            "<": a < b,
+            "<=": a <= b,
+            ">": a > b,
+            ">=": a >= b,
+            "==": a == b,
+            "!=": a != b,
+        }.get(e.op, True)
     bounds = _interval(e)
     return bounds is not None and any(lo > hi for lo, hi in bounds.values())
 
 
 def _unreachable_whens(decl: A.PlanDecl) -> list[Diagnostic]:
     return [
-        _warn("W103", "this `when` condition can never hold, so its terms never apply",
-              stmt.condition.span, hint="check the comparison; meters are never negative")
+        _warn(
+            "W103",
+            "this `when` condition can never hold, so its terms never apply",
+            stmt.condition.span,
+            hint="check the comparison; meters are never negative",
+        )
         for stmt in decl.body
         if isinstance(stmt, A.WhenBlock) and _never_holds(stmt.condition)
     ]
@@ -146,8 +158,9 @@ def _unreachable_whens(decl: A.PlanDecl) -> list[Diagnostic]:
 # ------------------------------------------------------------ terms of a contract
 
 
-def _allowance_units(c: ResolvedContract, meter: str, terms: Mapping[TermKey, Sourced[Any]]
-                     ) -> Decimal:
+def _allowance_units(
+    c: ResolvedContract, meter: str, terms: Mapping[TermKey, Sourced[Any]]
+) -> Decimal:
     spec_s = terms.get(("meter", meter, "allowance"))
     if spec_s is None:
         return Decimal(0)
@@ -179,14 +192,16 @@ def _dead_tiers(decl: A.PlanDecl, c: ResolvedContract) -> list[Diagnostic]:
             where = allowance.span
         for tier in spec.tiers:
             if tier.up_to is not None and tier.up_to <= free:
-                out.append(_warn(
-                    "W104",
-                    f"the tier up to {decimal_text(tier.up_to)} lies inside the "
-                    f"{decimal_text(free)} included units of `{key[1]}`, so it never prices "
-                    "anything",
-                    where,
-                    hint="remove the tier, or lower the included amount",
-                ))
+                out.append(
+                    _warn(
+                        "W104",
+                        f"the tier up to {decimal_text(tier.up_to)} lies inside the "
+                        f"{decimal_text(free)} included units of `{key[1]}`, so it never prices "
+                        "anything",
+                        where,
+                        hint="remove the tier, or lower the included amount",
+                    )
+                )
     return out
 
 
@@ -200,10 +215,14 @@ def _free_addons(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> lis
         price = price_s.value if price_s else catalog.addons[addon].price
         span = price_s.span if price_s else listed.span
         if price == 0 and (_within(span, decl) or _within(listed.span, decl)):
-            out.append(_warn(
-                "W105", f"add-on `{addon}` is billed but priced at zero", span,
-                hint="if it is included for free, say so in a comment; otherwise set its price",
-            ))
+            out.append(
+                _warn(
+                    "W105",
+                    f"add-on `{addon}` is billed but priced at zero",
+                    span,
+                    hint="if it is included for free, say so in a comment; otherwise set its price",
+                )
+            )
     return out
 
 
@@ -211,7 +230,9 @@ def _probe_points(c: ResolvedContract, meter: MeterInfo) -> list[Decimal]:
     points = {Decimal(0), Decimal(1)}
     for layer in c.layers:
         for key, value in layer.patch.items():
-            if key[:2] == ("meter", meter.id) or (meter.id == "concurrency" and key[1:2] == ("mau",)):
+            if key[:2] == ("meter", meter.id) or (
+                meter.id == "concurrency" and key[1:2] == ("mau",)
+            ):
                 v = value.value
                 if isinstance(v, RateSpec):
                     for t in v.tiers:
@@ -258,9 +279,13 @@ def _probe_periods(c: ResolvedContract) -> list[Period | None]:
 def _price_drops(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> list[Diagnostic]:
     out = []
     for meter in catalog.meters:
-        if not any(("meter", meter.id, "rate") in layer.patch and _within(layer.patch[
-                ("meter", meter.id, "rate")].span, decl) for layer in c.layers) and not any(
-                layer.condition is not None and _within(layer.span, decl) for layer in c.layers):
+        if not any(
+            ("meter", meter.id, "rate") in layer.patch
+            and _within(layer.patch[("meter", meter.id, "rate")].span, decl)
+            for layer in c.layers
+        ) and not any(
+            layer.condition is not None and _within(layer.span, decl) for layer in c.layers
+        ):
             continue
         for period in _probe_periods(c):
             previous: tuple[Decimal, Decimal] | None = None
@@ -271,15 +296,17 @@ def _price_drops(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> lis
                 except PricingError:
                     break
                 if previous is not None and total < previous[1]:
-                    out.append(_warn(
-                        "W106",
-                        f"the total goes down as `{meter.usage_key}` goes up: "
-                        f"{decimal_text(previous[1])} at {decimal_text(previous[0])}, but "
-                        f"{decimal_text(total)} at {decimal_text(q)}",
-                        decl.id.span,
-                        hint="a volume tier or a `when` rule makes more usage cheaper; "
-                        "graduated tiers avoid the cliff",
-                    ))
+                    out.append(
+                        _warn(
+                            "W106",
+                            f"the total goes down as `{meter.usage_key}` goes up: "
+                            f"{decimal_text(previous[1])} at {decimal_text(previous[0])}, but "
+                            f"{decimal_text(total)} at {decimal_text(q)}",
+                            decl.id.span,
+                            hint="a volume tier or a `when` rule makes more usage cheaper; "
+                            "graduated tiers avoid the cliff",
+                        )
+                    )
                     break
                 previous = (q, total)
             else:
@@ -309,8 +336,7 @@ def lint(files: Iterable[A.File], result: CheckResult) -> list[Diagnostic]:
     return out
 
 
-def _repeats_parent(decl: A.PlanDecl, c: ResolvedContract, result: CheckResult
-                    ) -> list[Diagnostic]:
+def _repeats_parent(decl: A.PlanDecl, c: ResolvedContract, result: CheckResult) -> list[Diagnostic]:
     if decl.parent is None:
         return []
     parent = result.contracts.get(decl.parent.text)
@@ -325,10 +351,12 @@ def _repeats_parent(decl: A.PlanDecl, c: ResolvedContract, result: CheckResult
             continue
         inherited = parent.static_terms.get(key)
         if inherited is not None and inherited.value == value.value:
-            out.append(_warn(
-                "W101",
-                f"{_describe(key)} repeats the value inherited from `{parent.id}`",
-                value.span,
-                hint="remove this line; the value is inherited",
-            ))
+            out.append(
+                _warn(
+                    "W101",
+                    f"{_describe(key)} repeats the value inherited from `{parent.id}`",
+                    value.span,
+                    hint="remove this line; the value is inherited",
+                )
+            )
     return out

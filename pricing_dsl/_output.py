@@ -52,15 +52,17 @@ def invoice_text(inv: Invoice, explain: bool = False) -> str:
 
     out.append(fmt(rows[0]))
     out.append("  " + "-" * (sum(widths) + 8))
-    for ln, row in zip(inv.lines, rows[1:]):
+    for ln, row in zip(inv.lines, rows[1:], strict=False):
         out.append(fmt(row))
         if explain and ln.explanation is not None:
             ex = ln.explanation
             if ln.service_period is not None and inv.issue_date is not None:
                 out.append(f"      service period: {ln.service_period}")
             out.append(f"      = {ex.formula}")
-            out.append(f"      exact amount {decimal_text(ex.exact)}, "
-                       f"rounded to {_group(ln.amount, places)}")
+            out.append(
+                f"      exact amount {decimal_text(ex.exact)}, "
+                f"rounded to {_group(ln.amount, places)}"
+            )
             for d in ex.details:
                 out.append(f"      {d}")
             if ex.sources:

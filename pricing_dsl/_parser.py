@@ -126,7 +126,9 @@ class _Builder(Transformer[Token, Any]):
     @v_args(meta=True)
     def meter_decl(self, meta: Any, c: list[Any]) -> A.MeterDecl:
         ident, name, unit = c
-        return A.MeterDecl(self._word(ident), self._string(name), self._word(unit), self._mspan(meta))
+        return A.MeterDecl(
+            self._word(ident), self._string(name), self._word(unit), self._mspan(meta)
+        )
 
     def _plan(self, kind: str, meta: Any, c: list[Any]) -> A.PlanDecl:
         ident, name, parent, body = c
@@ -311,8 +313,9 @@ class _Builder(Transformer[Token, Any]):
         code, field, value = c
         return (
             "expect",
-            A.Expectation(code, str(field) if field is not None else "amount", value,
-                          self._mspan(meta)),
+            A.Expectation(
+                code, str(field) if field is not None else "amount", value, self._mspan(meta)
+            ),
         )
 
     def expect_field(self, c: list[Token]) -> str:
@@ -348,7 +351,7 @@ _SLIPS: dict[str, list[str]] = {
         "plan p {\n  mau included 1 overage 0.12\n}",
         "plan p {\n  voice 0.001\n}",
         "plan p {\n  base 99\n}",
-        "addon x \"X\" 5\n",
+        'addon x "X" 5\n',
         "plan p {\n  addon x 5\n}",
         "plan p {\n  mau overage graduated {\n up to 5 at 0.1\n}\n}",
         "plan p {\n  discount 5\n}",
@@ -461,7 +464,8 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
     src = src_lines[line - 1] if 0 < line <= len(src_lines) else ""
 
     if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        pos = err.pos_in_stream or 0
+        ch = text[pos] if pos < len(text) else ""
         span = Span.point(path, line, col)
         if ch in _CURLY:
             return Diagnostic.at(
@@ -479,19 +483,17 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
             )
         if ch == "\t":
-            return Diagnostic.at("E100", "unexpected tab character", span,
-                                 hint="use spaces here")
+            return Diagnostic.at("E100", "unexpected tab character", span, hint="use spaces here")
         allowed = _describe_expected(set(err.allowed or ()))
         shown = repr(ch)[1:-1] if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "?"
-        return Diagnostic.at(
-            "E100", f"unexpected character `{shown}`; expected {allowed}", span
-        )
+        return Diagnostic.at("E100", f"unexpected character `{shown}`; expected {allowed}", span)
 
     assert isinstance(err, (UnexpectedToken, UnexpectedEOF))
     tok: Token = err.token
     width = len(str(tok)) if tok.type not in ("$END", "_NL") else 1
     span = Span.point(path, line, col, width)
-    expected = set(err.expected) if isinstance(err, UnexpectedEOF) else set(err.accepts or err.expected)
+    names = err.expected if isinstance(err, UnexpectedEOF) else (err.accepts or err.expected)
+    expected: set[str] = {str(n) for n in names}
 
     if tok.type == "$END" or (tok.type == "_NL" and err.line == -1):
         opened = _unclosed_brace(text)
@@ -502,7 +504,11 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 Span.point(path, opened[0], opened[1]),
                 hint="add a `}` on its own line at the end of the block",
             )
-    if tok.type == "RBRACE" and "RBRACE" not in expected and _unclosed_brace(text[: err.pos_in_stream]) is None:
+    if (
+        tok.type == "RBRACE"
+        and "RBRACE" not in expected
+        and _unclosed_brace(text[: err.pos_in_stream]) is None
+    ):
         return Diagnostic.at(
             "E104",
             "this `}` has no matching `{`",
@@ -593,7 +599,10 @@ def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagno
         decls = _Builder(path).transform(tree)
     except VisitError as exc:  # pragma: no cover - a bug in the builder, not bad input
         raise PricingError(
-            Diagnostic("E000", f"internal error while reading this file: {exc.orig_exc!r}; "
-                       "please report it", path)
+            Diagnostic(
+                "E000",
+                f"internal error while reading this file: {exc.orig_exc!r}; please report it",
+                path,
+            )
         ) from exc
     return A.File(path, tuple(decls)), []

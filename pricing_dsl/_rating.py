@@ -8,7 +8,7 @@ the currency's minor unit, with the contract's rounding mode.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import (
@@ -43,8 +43,9 @@ __all__ = ["issue_invoice", "rate"]
 
 # 100 significant digits keep every product of a price and a quantity exact;
 # only proration divides, and its result is rounded once, on the line.
-CONTEXT = Context(prec=100, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero,
-                                                            Overflow])
+CONTEXT = Context(
+    prec=100, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
 ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -417,125 +418,149 @@ def _usage_lines(
     return lines
 
 
+@dataclass(frozen=True, slots=True)
+class AdjStep:
+    """One adjustment clause, in application order."""
+
+    code: str
+    kind: str  # "pct" | "fixed" | "cap" | "minimum"
+    value: Decimal  # the percentage, or the amount
+    target: str  # discount target or capped line; "" otherwise
+    source: Sourced[Any]
+
+
+def adjustment_plan(terms: Mapping[TermKey, Sourced[Any]]) -> tuple[AdjStep, ...]:
+    """Percentage discounts, then fixed discounts, then caps, then the minimum true-up."""
+    pct = [
+        AdjStep(f"discount.{k[1]}", "pct", v.value[0], k[1], v)
+        for k, v in terms.items()
+        if k[0] == "discount_pct"
+    ]
+    fixed = [
+        AdjStep("discount.fixed", "fixed", v.value, "", v)
+        for k, v in terms.items()
+        if k == ("discount_fixed",)
+    ]
+    caps = [
+        AdjStep(f"cap.{k[1]}", "cap", v.value, k[1], v) for k, v in terms.items() if k[0] == "cap"
+    ]
+    minimum = [
+        AdjStep("minimum", "minimum", v.value, "", v) for k, v in terms.items() if k == ("minimum",)
+    ]
+    return (*pct, *fixed, *caps, *minimum)
+
+
+def _hit(target: str, codes: Sequence[str], kinds: Sequence[str]) -> list[int]:
+    if target == "addons":
+        return [i for i, c in enumerate(codes) if c.startswith("addon.")]
+    if target == "usage":
+        return [i for i, k in enumerate(kinds) if k == "usage"]
+    return [i for i, c in enumerate(codes) if c == target]
+
+
+def apply_adjustments(
+    plan: Sequence[AdjStep],
+    codes: Sequence[str],
+    kinds: Sequence[str],
+    amounts: Sequence[Decimal],
+    rnd: Callable[[Decimal], Decimal],
+) -> list[tuple[Decimal, Decimal, tuple[Any, ...]]]:
+    """Amount, exact amount and working of each step.  Shared by every engine.
+
+    Must run in a context with ample precision (CONTEXT).
+    """
+    out: list[tuple[Decimal, Decimal, tuple[Any, ...]]] = []
+    running = sum(amounts, ZERO)
+    covering: dict[int, Decimal] = {}
+    for step in plan:
+        if step.kind == "pct":
+            hit = _hit(step.target, codes, kinds)
+            base = sum((amounts[i] for i in hit), ZERO)
+            exact = -(base * step.value / HUNDRED)
+            for i in hit:
+                covering[i] = covering.get(i, ZERO) + step.value
+            work: tuple[Any, ...] = (hit,)
+        elif step.kind == "fixed":
+            exact = -min(step.value, max(running, ZERO))
+            work = (running,)
+        elif step.kind == "cap":
+            hit = _hit(step.target, codes, kinds)
+            gross = amounts[hit[0]] if hit else ZERO
+            net = gross * (HUNDRED - covering.get(hit[0], ZERO) if hit else HUNDRED) / HUNDRED
+            excess = max(ZERO, net - step.value)
+            exact = -min(excess, max(running, ZERO))
+            work = (net, excess)
+        else:
+            exact = max(ZERO, step.value - running)
+            work = (running,)
+        amount = rnd(exact) + ZERO  # + ZERO turns -0.00 into 0.00
+        running += amount
+        out.append((amount, exact, work))
+    return out
+
+
 def _adjustments(
     c: ResolvedContract,
     terms: Mapping[TermKey, Sourced[Any]],
     lines: list[Line],
 ) -> list[Line]:
-    """Percentage discounts, then fixed discounts, then caps, then the minimum true-up."""
-    out: list[Line] = []
-    running = sum((ln.amount for ln in lines), ZERO)
-    by_code = {ln.code: ln for ln in lines}
-    covering: dict[str, Decimal] = {}  # line code -> total percentage discounted
-
-    def covered(target: str) -> list[Line]:
-        if target == "addons":
-            return [ln for ln in lines if ln.code.startswith("addon.")]
-        if target == "usage":
-            return [ln for ln in lines if ln.kind == "usage"]
-        return [by_code[target]] if target in by_code else []
-
-    step = 0
-    for key, value in terms.items():
-        if key[0] != "discount_pct":
-            continue
-        pct: Decimal = value.value[0]
-        hit = covered(key[1])
-        base = sum((ln.amount for ln in hit), ZERO)
-        exact = -(base * pct / HUNDRED)
-        amount = _round(exact, c, terms)
-        for ln in hit:
-            covering[ln.code] = covering.get(ln.code, ZERO) + pct
-        step += 1
-        out.append(
-            _adjustment(
-                f"discount.{key[1]}",
-                f"{pct}% discount on {key[1]}",
-                amount,
-                f"-{pct}% × {' + '.join(money(ln.amount) for ln in hit) or '0'}",
-                exact,
-                value,
-                f"step 1 (percentage discounts): applied to {', '.join(ln.code for ln in hit)}"
-                if hit else "step 1 (percentage discounts): no such line on this invoice",
+    """Adjustment lines, each with its explanation."""
+    plan = adjustment_plan(terms)
+    if not plan:
+        return []
+    codes = [ln.code for ln in lines]
+    results = apply_adjustments(
+        plan,
+        codes,
+        [ln.kind for ln in lines],
+        [ln.amount for ln in lines],
+        lambda d: _round(d, c, terms),
+    )
+    out = []
+    for step, (amount, exact, work) in zip(plan, results, strict=False):
+        v = step.value
+        if step.kind == "pct":
+            hit = work[0]
+            text = (
+                f"-{v}% × ({' + '.join(money(lines[i].amount) for i in hit)})"
+                if hit
+                else f"-{v}% × 0"
             )
-        )
-        running += amount
-    fixed = terms.get(("discount_fixed",))
-    if fixed is not None:
-        exact = -min(fixed.value, max(running, ZERO))
-        amount = _round(exact, c, terms)
-        out.append(
-            _adjustment(
-                "discount.fixed",
-                f"{money(fixed.value)} discount",
-                amount,
-                f"-min({money(fixed.value)}, subtotal {money(running)})",
-                exact,
-                fixed,
-                "step 2 (fixed discounts): never takes the invoice below zero",
+            desc = f"{v}% discount on {step.target}"
+            detail = (
+                "step 1 (percentage discounts): on " + ", ".join(codes[i] for i in hit)
+                if hit
+                else "step 1 (percentage discounts): no such line on this invoice"
             )
-        )
-        running += amount
-    for key, value in terms.items():
-        if key[0] != "cap":
-            continue
-        line = by_code.get(key[1])
-        gross = line.amount if line is not None else ZERO
-        net = gross * (HUNDRED - covering.get(key[1], ZERO)) / HUNDRED
-        excess = max(ZERO, net - value.value)
-        exact = -min(excess, max(running, ZERO))
-        amount = _round(exact, c, terms)
-        out.append(
-            _adjustment(
-                f"cap.{key[1]}",
-                f"{key[1]} capped at {money(value.value)}",
-                amount,
-                f"-max(0, {money(net)} - {money(value.value)})",
-                exact,
-                value,
-                "step 3 (caps): on the line net of percentage discounts"
-                + ("" if excess == ZERO else f"; {money(excess)} above the cap"),
+        elif step.kind == "fixed":
+            text = f"-min({money(v)}, subtotal {money(work[0])})"
+            desc = f"{money(v)} discount"
+            detail = "step 2 (fixed discounts): never takes the invoice below zero"
+        elif step.kind == "cap":
+            net, excess = work
+            text = f"-max(0, {money(net)} - {money(v)})"
+            desc = f"{step.target} capped at {money(v)}"
+            detail = "step 3 (caps): on the line net of percentage discounts" + (
+                "" if excess == ZERO else f"; {money(excess)} above the cap"
             )
-        )
-        running += amount
-    minimum = terms.get(("minimum",))
-    if minimum is not None:
-        exact = max(ZERO, minimum.value - running)
-        amount = _round(exact, c, terms)
+        else:
+            text = f"max(0, {money(v)} - subtotal {money(work[0])})"
+            desc = f"Minimum commitment true-up ({money(v)})"
+            detail = "step 4 (minimum): tops the subtotal up to the minimum"
         out.append(
-            _adjustment(
-                "minimum",
-                f"Minimum commitment true-up ({money(minimum.value)})",
+            Line(
+                step.code,
+                desc,
+                ONE,
+                "adjustment",
+                None,
                 amount,
-                f"max(0, {money(minimum.value)} - subtotal {money(running)})",
-                exact,
-                minimum,
-                "step 4 (minimum): tops the subtotal up to the minimum",
+                "adjustment",
+                None,
+                Explanation(text, exact, (src(step.source),), (detail,)),
             )
         )
     return out
-
-
-def _adjustment(
-    code: str,
-    description: str,
-    amount: Decimal,
-    formula: str,
-    exact: Decimal,
-    source: Sourced[Any],
-    detail: str,
-) -> Line:
-    return Line(
-        code,
-        description,
-        ONE,
-        "adjustment",
-        None,
-        amount + ZERO,  # normalise -0.00 to 0.00
-        "adjustment",
-        None,
-        Explanation(formula, exact, (src(source),), (detail,)),
-    )
 
 
 def _total(lines: list[Line]) -> Decimal:
@@ -543,7 +568,9 @@ def _total(lines: list[Line]) -> Decimal:
 
 
 def _check_in_term(
-    c: ResolvedContract, terms: Mapping[TermKey, Sourced[Any]], usage: Usage,
+    c: ResolvedContract,
+    terms: Mapping[TermKey, Sourced[Any]],
+    usage: Usage,
     period: Period | None,
 ) -> None:
     term = _term(terms)
@@ -584,8 +611,15 @@ def rate(c: ResolvedContract, usage: Usage, catalog: Catalog) -> Invoice:
         lines = base + _usage_lines(c, terms, usage, period, catalog) + addons
         lines += _adjustments(c, terms, lines)
         return Invoice(
-            c.id, c.name, c.currency, c.minor_units, period, tuple(lines), _total(lines),
-            account=usage.account, rules_applied=tuple(fired),
+            c.id,
+            c.name,
+            c.currency,
+            c.minor_units,
+            period,
+            tuple(lines),
+            _total(lines),
+            account=usage.account,
+            rules_applied=tuple(fired),
         )
 
 
@@ -651,7 +685,14 @@ def issue_invoice(c: ResolvedContract, issue_date: date, usage: Usage, catalog: 
         adj_terms = fee_terms if fees_due else use_terms
         lines += _adjustments(c, adj_terms, lines)
         return Invoice(
-            c.id, c.name, c.currency, c.minor_units, None, tuple(lines), _total(lines),
-            account=usage.account, issue_date=issue_date,
+            c.id,
+            c.name,
+            c.currency,
+            c.minor_units,
+            None,
+            tuple(lines),
+            _total(lines),
+            account=usage.account,
+            issue_date=issue_date,
             rules_applied=tuple(dict.fromkeys([*use_fired, *fee_fired])),
         )

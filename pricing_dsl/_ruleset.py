@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
@@ -13,13 +13,14 @@ from typing import Any
 
 from . import _ast as A
 from ._checker import check
+from ._compile import CompiledContract
 from ._errors import Diagnostic, PricingError, attach_source
 from ._invoice import Invoice
 from ._parser import parse
 from ._rating import Catalog, issue_invoice, rate
 from ._suggest import did_you_mean
 from ._terms import AddonInfo, MeterInfo, ResolvedContract
-from ._usage import Usage, usage_schema
+from ._usage import Period, Usage, usage_schema
 
 __all__ = ["Ruleset", "check_paths", "load", "loads"]
 
@@ -41,6 +42,10 @@ class Ruleset:
     tests: tuple[A.TestDecl, ...]
     files: tuple[str, ...]
     warnings: tuple[Diagnostic, ...] = ()
+    # Caches filled on first use.  Only ever added to, and each entry is
+    # built from immutable data, so a race can at worst build one twice.
+    _compiled: dict[str, CompiledContract] = field(default_factory=dict, repr=False, compare=False)
+    _periods: dict[str, Period] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def _catalog(self) -> Catalog:
@@ -74,7 +79,27 @@ class Ruleset:
         return Usage.from_mapping(usage, meters=self.meters, source=source)
 
     def rate(self, contract_id: str, usage: UsageLike) -> Invoice:
-        """Rate one period of usage into invoice lines (fees, usage and adjustments)."""
+        """Rate one period of usage into invoice lines (fees, usage and adjustments).
+
+        ``usage`` is a :class:`Usage` or a mapping such as
+        ``{"period": "2026-08", "mau": 26250}``.  Plain, valid mappings take
+        the compiled fast path; everything else, and every error, goes
+        through the reference interpreter.
+        """
+        if type(usage) is dict:
+            compiled = self._compiled.get(contract_id)
+            if compiled is None and contract_id in self.contracts:
+                compiled = self._compiled.setdefault(
+                    contract_id, CompiledContract(self.contracts[contract_id], self._catalog)
+                )
+            if compiled is not None:
+                fast = compiled.rate(usage, self._periods)
+                if fast is not None:
+                    return fast
+        return rate(self.contract(contract_id), self.usage(usage), self._catalog)
+
+    def rate_reference(self, contract_id: str, usage: UsageLike) -> Invoice:
+        """Rate with the reference interpreter only (the fast path's yardstick)."""
         return rate(self.contract(contract_id), self.usage(usage), self._catalog)
 
     def invoice(self, contract_id: str, issue_date: date, usage: UsageLike) -> Invoice:
@@ -106,8 +131,12 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             out.append(path)
         else:
             raise PricingError(
-                Diagnostic("E001", "no such file or directory", str(path),
-                           hint="give .pricing files or directories that hold them")
+                Diagnostic(
+                    "E001",
+                    "no such file or directory",
+                    str(path),
+                    hint="give .pricing files or directories that hold them",
+                )
             )
     return out
 
@@ -191,7 +220,7 @@ def check_paths(
     With ``warnings``, also look for legal but suspicious clauses (``W…`` codes).
     """
     sources = []
-    read_errors = []
+    read_errors: list[Diagnostic] = []
     for path in _expand(paths):
         try:
             sources.append((str(path), _read(path)))

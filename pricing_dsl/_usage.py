@@ -145,10 +145,12 @@ def usage_schema(meters: Iterable[MeterInfo] = BUILTIN_METERS) -> dict[str, Any]
 _TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
     # Whole-valued Decimals (26250.0 in a JSON file) are integers too.
     "integer",
-    lambda _checker, v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value()),
+    lambda _checker, v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value())
+    ),
 )
-_Validator = jsonschema.validators.extend(
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     jsonschema.Draft202012Validator, type_checker=_TYPE_CHECKER
 )
 
@@ -180,7 +182,7 @@ def _plain(value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any]) 
                     key,
                     f"`{key}` is the binary float {value!r}, which is not exactly {value!r}",
                     where,
-                    hint="pass a Decimal or a decimal string such as \"" + repr(value) + '"',
+                    hint='pass a Decimal or a decimal string such as "' + repr(value) + '"',
                 )
             )
             return None
@@ -350,8 +352,9 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         line = mark.line + 1 if mark else 0
         col = mark.column + 1 if mark else 0
         raise PricingError(
-            Diagnostic("E400", f"this is not valid YAML: {exc.problem or exc.context}",
-                       source, line, col)
+            Diagnostic(
+                "E400", f"this is not valid YAML: {exc.problem or exc.context}", source, line, col
+            )
         ) from None
     except yaml.YAMLError as exc:
         raise PricingError(Diagnostic("E400", f"this is not valid YAML: {exc}", source)) from None
@@ -392,8 +395,9 @@ def parse_usage_text(
     text: str, source: str = "<usage>", meters: Iterable[MeterInfo] = BUILTIN_METERS
 ) -> Usage:
     """Parse usage given as YAML or JSON text (JSON is tried when the text starts with `{`)."""
+    lines: dict[str, int] = {}
     if source.endswith(".json") or text.lstrip().startswith("{"):
-        data, lines = _read_json(text, source), {}
+        data = _read_json(text, source)
     else:
         data, lines = _read_yaml(text, source)
     if data is None:

@@ -31,8 +31,9 @@ def usage_records(source: str, rules: Ruleset) -> Iterator[Usage]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
         if not files:
-            raise PricingError(Diagnostic("E402", "no usage files (.yaml, .yml, .json) here",
-                                          source))
+            raise PricingError(
+                Diagnostic("E402", "no usage files (.yaml, .yml, .json) here", source)
+            )
         for f in files:
             yield load_usage_file(str(f), rules.meters)
         return
@@ -48,28 +49,40 @@ def load_git_revision(revision: str, paths: Sequence[str]) -> Ruleset:
     with tempfile.TemporaryDirectory(prefix="pricing-base-") as tmp:
         try:
             top = subprocess.run(
-                ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                check=True, cwd=Path(paths[0]).resolve().parent if Path(paths[0]).is_file()
+                ["git", "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=Path(paths[0]).resolve().parent
+                if Path(paths[0]).is_file()
                 else Path(paths[0]).resolve(),
             ).stdout.strip()
             rels = [str(Path(p).resolve().relative_to(top)) for p in paths]
             listing = subprocess.run(
                 ["git", "ls-tree", "-r", "--name-only", revision, "--", *rels],
-                capture_output=True, text=True, check=True, cwd=top,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=top,
             ).stdout.split()
         except (subprocess.CalledProcessError, FileNotFoundError, ValueError) as exc:
             detail = getattr(exc, "stderr", "") or str(exc)
-            raise PricingError(Diagnostic(
-                "E403", f"cannot read `{revision}` from git: {detail.strip()}",
-                hint="give a revision of the repository that holds the rulesets",
-            )) from None
+            raise PricingError(
+                Diagnostic(
+                    "E403",
+                    f"cannot read `{revision}` from git: {detail.strip()}",
+                    hint="give a revision of the repository that holds the rulesets",
+                )
+            ) from None
         files = [f for f in listing if f.endswith(".pricing")]
         if not files:
-            raise PricingError(Diagnostic(
-                "E403", f"no .pricing files under {', '.join(rels)} at `{revision}`"))
+            raise PricingError(
+                Diagnostic("E403", f"no .pricing files under {', '.join(rels)} at `{revision}`")
+            )
         for f in files:
-            blob = subprocess.run(["git", "show", f"{revision}:{f}"], capture_output=True,
-                                  check=True, cwd=top).stdout
+            blob = subprocess.run(
+                ["git", "show", f"{revision}:{f}"], capture_output=True, check=True, cwd=top
+            ).stdout
             dest = Path(tmp, f)
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(blob)
@@ -98,8 +111,9 @@ class _ContractDiff:
 def _rate(rules: Ruleset, usage: Usage) -> Invoice | str:
     try:
         assert usage.contract is not None
-        return rules.rate(usage.contract, rules.usage(dict(_usage_dict(usage)),
-                                                      source=usage.source))
+        return rules.rate(
+            usage.contract, rules.usage(dict(_usage_dict(usage)), source=usage.source)
+        )
     except PricingError as exc:
         return "; ".join(f"{d.code} {d.message}" for d in exc.diagnostics)
 
@@ -117,8 +131,9 @@ def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
     per: dict[str, _ContractDiff] = {}
     for u in usages:
         if not u.contract:
-            raise PricingError(Diagnostic("E404", "this usage record names no contract",
-                                          u.source, key="contract"))
+            raise PricingError(
+                Diagnostic("E404", "this usage record names no contract", u.source, key="contract")
+            )
         d = per.setdefault(u.contract, _ContractDiff())
         d.records += 1
         for side, rules in enumerate((old, new)):
@@ -139,6 +154,7 @@ def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
             if isinstance(x, list):
                 return [clean(v) for v in x]
             return x
+
         return clean(c)
 
     changed = sorted(
@@ -152,22 +168,32 @@ def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
             t = totals.setdefault(d.currency, [ZERO, ZERO])
             t[0] += d.lines["total"][0]
             t[1] += d.lines["total"][1]
-        contracts.append({
-            "contract": cid,
-            "currency": d.currency,
-            "records": d.records,
-            "lines": [
-                {"code": code, "old": decimal_text(o), "new": decimal_text(n),
-                 "change": decimal_text(n - o)}
-                for code, (o, n) in d.lines.items()
-            ],
-            "errors": d.errors,
-        })
+        contracts.append(
+            {
+                "contract": cid,
+                "currency": d.currency,
+                "records": d.records,
+                "lines": [
+                    {
+                        "code": code,
+                        "old": decimal_text(o),
+                        "new": decimal_text(n),
+                        "change": decimal_text(n - o),
+                    }
+                    for code, (o, n) in d.lines.items()
+                ],
+                "errors": d.errors,
+            }
+        )
     return {
         "contracts": contracts,
         "totals": [
-            {"currency": cur, "old": decimal_text(o), "new": decimal_text(n),
-             "change": decimal_text(n - o)}
+            {
+                "currency": cur,
+                "old": decimal_text(o),
+                "new": decimal_text(n),
+                "change": decimal_text(n - o),
+            }
             for cur, (o, n) in sorted(totals.items())
         ],
         "added": sorted(new_ids - old_ids),
@@ -179,10 +205,13 @@ def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
 def diff_text(result: dict[str, Any]) -> str:
     out: list[str] = []
     for c in result["contracts"]:
-        out.append(f"{c['contract']} ({c['currency'] or '?'}, {c['records']} usage record"
-                   f"{'s' if c['records'] != 1 else ''})")
+        out.append(
+            f"{c['contract']} ({c['currency'] or '?'}, {c['records']} usage record"
+            f"{'s' if c['records'] != 1 else ''})"
+        )
         rows = [("line", "old", "new", "change")] + [
-            (ln["code"], ln["old"], ln["new"], _signed(ln["change"])) for ln in c["lines"]
+            (ln["code"], ln["old"], ln["new"], _signed(ln["change"]))
+            for ln in c["lines"]
             if ln["code"] == "total" or ln["old"] != ln["new"]
         ]
         w = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -193,10 +222,14 @@ def diff_text(result: dict[str, Any]) -> str:
     if result["totals"]:
         out.append("Totals")
         for t in result["totals"]:
-            out.append(f"  {t['currency']}  old {t['old']}  new {t['new']}  "
-                       f"change {_signed(t['change'])}")
-    for label, key in (("Contracts added", "added"), ("Contracts removed", "removed"),
-                       ("Changed, with no usage to rate", "changed_without_usage")):
+            out.append(
+                f"  {t['currency']}  old {t['old']}  new {t['new']}  change {_signed(t['change'])}"
+            )
+    for label, key in (
+        ("Contracts added", "added"),
+        ("Contracts removed", "removed"),
+        ("Changed, with no usage to rate", "changed_without_usage"),
+    ):
         if result[key]:
             out.append(f"{label}: {', '.join(result[key])}")
     return "\n".join(out) + "\n"
@@ -242,8 +275,13 @@ def quote_points(spec: str, step: str | None) -> tuple[str, list[Decimal]]:
     return name, points
 
 
-def quote(rules: Ruleset, contracts: Sequence[str], meter: str, points: Sequence[Decimal],
-          fixed: dict[str, Any]) -> dict[str, Any]:
+def quote(
+    rules: Ruleset,
+    contracts: Sequence[str],
+    meter: str,
+    points: Sequence[Decimal],
+    fixed: dict[str, Any],
+) -> dict[str, Any]:
     """Each contract's lines and total as one meter varies."""
     out = []
     for cid in contracts:
@@ -252,11 +290,13 @@ def quote(rules: Ruleset, contracts: Sequence[str], meter: str, points: Sequence
             usage = dict(fixed)
             usage[meter] = str(p)
             inv = rules.rate(cid, rules.usage(usage, source=f"--vary {meter}={p}"))
-            rows.append({
-                "value": decimal_text(p),
-                "lines": {ln.code: decimal_text(ln.amount) for ln in inv.lines},
-                "total": decimal_text(inv.total),
-            })
+            rows.append(
+                {
+                    "value": decimal_text(p),
+                    "lines": {ln.code: decimal_text(ln.amount) for ln in inv.lines},
+                    "total": decimal_text(inv.total),
+                }
+            )
         out.append({"contract": cid, "currency": rules.contract(cid).currency, "rows": rows})
     return {"vary": meter, "fixed": {k: str(v) for k, v in fixed.items()}, "contracts": out}
 
@@ -266,8 +306,9 @@ def quote_text(result: dict[str, Any]) -> str:
     for c in result["contracts"]:
         codes = list(c["rows"][0]["lines"]) if c["rows"] else []
         header = [result["vary"], *codes, "total"]
-        rows = [header] + [[r["value"], *(r["lines"][k] for k in codes), r["total"]]
-                           for r in c["rows"]]
+        rows = [header] + [
+            [r["value"], *(r["lines"][k] for k in codes), r["total"]] for r in c["rows"]
+        ]
         w = [max(len(r[i]) for r in rows) for i in range(len(header))]
         out.append(f"{c['contract']} ({c['currency']})")
         for r in rows:
@@ -283,10 +324,13 @@ def plot(result: dict[str, Any], path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PricingError(Diagnostic(
-            "E405", "--plot needs matplotlib",
-            hint="install it with: pip install 'pricing-dsl[plot]'",
-        )) from None
+        raise PricingError(
+            Diagnostic(
+                "E405",
+                "--plot needs matplotlib",
+                hint="install it with: pip install 'pricing-dsl[plot]'",
+            )
+        ) from None
     fig, ax = plt.subplots(figsize=(8, 5))
     currencies = set()
     for c in result["contracts"]:

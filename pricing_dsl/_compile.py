@@ -1,0 +1,443 @@
+"""The specialised fast path: each contract compiled once to straight-line Python.
+
+The interpreter (:mod:`._rating`) is the reference.  This module turns the
+terms a contract can be in -- one *variant* per combination of its `when`
+and `from` layers -- into generated Python functions in which every price,
+allowance and tier bound is a constant, so rating one account does only the
+arithmetic its invoice needs.  Variants are compiled on first use and
+cached.  Anything unusual (a partial period, usage that is not plainly
+valid) goes to the interpreter, which also builds each line's explanation
+when someone asks for ``Invoice.lines``.
+
+Tests check that both engines give identical amounts on generated
+contracts and usage.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from datetime import date
+from decimal import ROUND_FLOOR, Decimal, localcontext
+from typing import Any
+
+from . import _ast as A
+from ._invoice import Invoice, Line
+from ._rating import (
+    CONTEXT,
+    ROUNDING,
+    Catalog,
+    adjustment_plan,
+    apply_adjustments,
+    rate,
+)
+from ._terms import AllowanceSpec, RateSpec, ResolvedContract, Sourced, TermKey
+from ._usage import Period, Usage
+
+__all__ = ["CompiledContract"]
+
+_ZERO = Decimal(0)
+_INFINITY = Decimal("Infinity")
+_MISSING = object()
+_MONTH = re.compile(r"\A[0-9]{4}-(0[1-9]|1[0-2])\Z")
+_mul = CONTEXT.multiply
+_add = CONTEXT.add
+_sub = CONTEXT.subtract
+_div = CONTEXT.divide
+
+Variant = Callable[[Mapping[str, Any]], tuple[tuple[Decimal, ...], Decimal]]
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def _cond(e: A.Expr) -> Callable[[Mapping[str, Any], Period | None], Any]:
+    """A closure with exactly the interpreter's semantics (see ``_rating._eval``)."""
+    if isinstance(e, A.NumberExpr):
+        k = e.value.value
+        return lambda v, p: k
+    if isinstance(e, A.DateExpr):
+        d = e.value.value
+        return lambda v, p: d
+    if isinstance(e, A.RefExpr):
+        key = e.name.text
+        return lambda v, p: v.get(key, _ZERO)
+    if isinstance(e, A.AttrExpr):
+        if e.attr.text == "start":
+            return lambda v, p: p.start  # type: ignore[union-attr]
+        return lambda v, p: p.end  # type: ignore[union-attr]
+    if isinstance(e, A.NotExpr):
+        inner = _cond(e.operand)
+        return lambda v, p: inner(v, p) is not True
+    left, right = _cond(e.left), _cond(e.right)
+    op = e.op
+    if op == "and":
+        return lambda v, p: left(v, p) is True and right(v, p) is True
+    if op == "or":
+        return lambda v, p: left(v, p) is True or right(v, p) is True
+
+    def arith(fn: Callable[[Any, Any], Any]) -> Callable[[Mapping[str, Any], Period | None], Any]:
+        def run(v: Mapping[str, Any], p: Period | None) -> Any:
+            a, b = left(v, p), right(v, p)
+            if a is None or b is None:
+                return None
+            return fn(a, b)
+
+        return run
+
+    def compare(
+        fn: Callable[[Any, Any], bool],
+    ) -> Callable[[Mapping[str, Any], Period | None], Any]:
+        def run(v: Mapping[str, Any], p: Period | None) -> Any:
+            a, b = left(v, p), right(v, p)
+            if a is None or b is None:
+                return False
+            return fn(a, b)
+
+        return run
+
+    table: dict[str, Callable[[Mapping[str, Any], Period | None], Any]] = {
+        "+": arith(_add),
+        "-": arith(_sub),
+        "*": arith(_mul),
+        "/": arith(lambda a, b: None if b == 0 else _div(a, b)),
+        "<": compare(lambda a, b: bool(a < b)),
+        "<=": compare(lambda a, b: bool(a <= b)),
+        ">": compare(lambda a, b: bool(a > b)),
+        ">=": compare(lambda a, b: bool(a >= b)),
+        "==": compare(lambda a, b: bool(a == b)),
+        "!=": compare(lambda a, b: bool(a != b)),
+    }
+    return table[op]
+
+
+# ------------------------------------------------------------------ variants
+
+
+class _Source:
+    """Accumulates generated code and the constants it refers to."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {}
+
+    def const(self, value: Any) -> str:
+        name = f"K{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " + line)
+
+
+def _allowance(terms: Mapping[TermKey, Sourced[Any]], meter: str) -> Decimal:
+    spec_s = terms.get(("meter", meter, "allowance"))
+    if spec_s is None:
+        return _ZERO
+    spec: AllowanceSpec = spec_s.value
+    if spec.kind == "percent":
+        mau = terms[("meter", "mau", "allowance")].value.value
+        return _div(_mul(mau, spec.value), Decimal(100)).to_integral_value(ROUND_FLOOR)
+    return spec.value
+
+
+def _compile_variant(
+    c: ResolvedContract, terms: Mapping[TermKey, Sourced[Any]], catalog: Catalog
+) -> tuple[tuple[str, ...], Variant]:
+    src = _Source()
+    quantum = src.const(Decimal(1).scaleb(-c.minor_units))
+    mode = src.const(ROUNDING[terms[("rounding",)].value])
+    ctx = src.const(CONTEXT)
+    codes: list[str] = []
+    kinds: list[str] = []
+    amounts: list[str] = []
+
+    def rounded(expr: str) -> str:
+        return f"{expr}.quantize({quantum}, {mode}, {ctx})"
+
+    base = terms.get(("base",))
+    if base is not None:
+        codes.append("base")
+        kinds.append("fee")
+        amounts.append(
+            src.const(
+                base.value.quantize(
+                    Decimal(1).scaleb(-c.minor_units), ROUNDING[terms[("rounding",)].value], CONTEXT
+                )
+            )
+        )
+    for n, meter in enumerate(catalog.meters):
+        rate_s = terms.get(("meter", meter.id, "rate"))
+        if rate_s is None:
+            continue
+        spec: RateSpec = rate_s.value
+        free = _allowance(terms, meter.id)
+        u, q, a = f"u{n}", f"q{n}", f"a{n}"
+        src.emit(f"{u} = v.get({meter.usage_key!r}, 0)")
+        if free == 0:
+            # Usage is validated non-negative, so nothing to subtract or clamp.
+            src.emit(f"{q} = {u}")
+        else:
+            # A whole allowance stays an int, so int usage subtracts as int.
+            k = int(free) if free == free.to_integral_value() else free
+            src.emit(f"{q} = {u} - {src.const(k)}")
+            src.emit(f"if {q} < 0: {q} = 0")
+        if spec.mode == "flat":
+            assert spec.price is not None
+            exponent = spec.price.as_tuple().exponent
+            if meter.whole and isinstance(exponent, int) and exponent >= -c.minor_units:
+                # An int count times a price rescaled to exactly the currency's
+                # digits is already exact to the minor unit, so rounding it would
+                # change nothing: skip it for the common int case.
+                price = src.const(spec.price.quantize(Decimal(1).scaleb(-c.minor_units)))
+                src.emit(f"{a} = mul({q}, {price})")
+                src.emit(f"if type({q}) is not int: {a} = {rounded(a)}")
+            else:
+                src.emit(f"{a} = {rounded(f'mul({q}, {src.const(spec.price)})')}")
+        elif spec.mode == "graduated":
+            src.emit(f"x{n} = 0")
+            lower = _ZERO
+            for tier in spec.tiers:
+                start = max(lower, free)
+                price = src.const(tier.price)
+                if tier.up_to is None:
+                    src.emit(
+                        f"if {u} > {src.const(start)}: "
+                        f"x{n} = add(x{n}, mul({u} - {src.const(start)}, {price}))"
+                    )
+                    break
+                if tier.up_to > start:
+                    top = src.const(tier.up_to)
+                    src.emit(
+                        f"if {u} > {src.const(start)}: x{n} = add(x{n}, mul("
+                        f"({u} if {u} < {top} else {top}) - {src.const(start)}, {price}))"
+                    )
+                lower = tier.up_to
+            src.emit(f"{a} = {rounded(f'add(x{n}, 0)')}")
+        else:
+            first = True
+            for tier in spec.tiers:
+                price = src.const(tier.price)
+                if tier.up_to is None:
+                    src.emit(
+                        f"{'else' if not first else 'if True'}: "
+                        f"{a} = {rounded(f'mul({q}, {price})')}"
+                    )
+                    break
+                src.emit(
+                    f"{'if' if first else 'elif'} {u} <= {src.const(tier.up_to)}: "
+                    f"{a} = {rounded(f'mul({q}, {price})')}"
+                )
+                first = False
+        codes.append(meter.line_code)
+        kinds.append("usage")
+        amounts.append(a)
+    listed = terms[("addons",)].value
+    for addon_id in listed:
+        override = terms.get(("addon_price", addon_id))
+        addon_price: Decimal = (
+            override.value if override is not None else catalog.addons[addon_id].price
+        )
+        codes.append(f"addon.{addon_id}")
+        kinds.append("fee")
+        amounts.append(
+            src.const(
+                addon_price.quantize(
+                    Decimal(1).scaleb(-c.minor_units), ROUNDING[terms[("rounding",)].value], CONTEXT
+                )
+            )
+        )
+    plan = adjustment_plan(terms)
+    body = ["def variant(v):", *src.lines]
+    tuple_expr = "(" + "".join(f"{x}, " for x in amounts) + ")"
+    if plan:
+        src.consts.update(
+            PLAN=plan,
+            CODES=tuple(codes),
+            KINDS=tuple(kinds),
+            APPLY=apply_adjustments,
+            LOCAL=localcontext,
+        )
+        body.append(f"    amounts = {tuple_expr}")
+        body.append(f"    with LOCAL({ctx}):")
+        body.append(f"        adj = APPLY(PLAN, CODES, KINDS, amounts, lambda d: {rounded('d')})")
+        body.append("    amounts = amounts + tuple(r[0] for r in adj)")
+        codes.extend(step.code for step in plan)
+    else:
+        body.append(f"    amounts = {tuple_expr}")
+    # Fixed lines are constants: add them up once, here, not per account.
+    fixed = [src.consts[x] for x in amounts if x in src.consts]
+    fixed_sum = _ZERO
+    for x in fixed:
+        fixed_sum = _add(fixed_sum, x)
+    running = src.const(fixed_sum)
+    for x in amounts:
+        if x not in src.consts:
+            running = f"add({running}, {x})"
+    body.append(f"    t = {running}")
+    if plan:
+        body.append("    for r in adj: t = add(t, r[0])")
+    body.append("    return amounts, t")
+    namespace: dict[str, Any] = {"mul": _mul, "add": _add, **src.consts}
+    code = "\n".join(body)
+    exec(compile(code, f"<pricing variant {c.id}>", "exec"), namespace)
+    namespace["variant"].source = code  # for debugging and the docs
+    return tuple(codes), namespace["variant"]
+
+
+# ------------------------------------------------------------------ contract
+
+
+def _checker(catalog: Catalog) -> Callable[[Mapping[str, Any]], bool]:
+    """Straight-line validation of plain usage: known keys, non-negative exact numbers.
+
+    It only needs to recognise the common, valid case; anything it refuses is
+    validated again, with full messages, by the schema-based loader.
+    """
+    allowed = frozenset(m.usage_key for m in catalog.meters) | {"period", "account", "contract"}
+    body = ["def check(v):", "  if not v.keys() <= ALLOWED: return False", "  try:"]
+    for m in catalog.meters:
+        body += [
+            f"    x = v.get({m.usage_key!r})",
+            "    if x is not None:",
+            "      if type(x) is int:",
+            "        if x < 0: return False",
+            "      elif type(x) is DECIMAL:",
+            # NaN makes the comparison raise; infinity fails it.
+            "        if not ZERO <= x < INFINITY: return False",
+        ]
+        if m.whole:
+            body.append("        if x != x.to_integral_value(): return False")
+        body.append("      else: return False")
+    body += ["  except ArithmeticError:", "    return False", "  return True"]
+    namespace: dict[str, Any] = {
+        "ALLOWED": allowed,
+        "DECIMAL": Decimal,
+        "ZERO": _ZERO,
+        "INFINITY": _INFINITY,
+    }
+    exec(compile("\n".join(body), "<pricing usage check>", "exec"), namespace)
+    check: Callable[[Mapping[str, Any]], bool] = namespace["check"]
+    return check
+
+
+class CompiledContract:
+    """One contract's fast rater.  Safe to share between threads."""
+
+    def __init__(self, c: ResolvedContract, catalog: Catalog) -> None:
+        self.c = c
+        self.catalog = catalog
+        self.conditional = [
+            (layer, _cond(layer.condition) if layer.condition is not None else None)
+            for layer in c.layers
+            if layer.conditional
+        ]
+        term = c.static_terms.get(("term",))
+        self.term: tuple[date, date] | None = None if term is None else term.value
+        self.needs_period = (
+            bool(self.term)
+            or any(la.from_date is not None for la, _ in self.conditional)
+            or c.uses_period
+        )
+        self.meta = (c.id, c.name, c.currency, c.minor_units)
+        self.keys = frozenset(m.usage_key for m in catalog.meters)
+        self.check = _checker(catalog)
+        self.variants: dict[tuple[bool, ...], tuple[tuple[str, ...], Variant]] = {}
+        self.lock = threading.Lock()
+        self.by_period: dict[str | None, Any] | None = (
+            None if any(la.condition is not None for la, _ in self.conditional) else {}
+        )
+
+    def _variant(self, key: tuple[bool, ...]) -> tuple[tuple[str, ...], Variant]:
+        found = self.variants.get(key)
+        if found is not None:
+            return found
+        with self.lock:
+            found = self.variants.get(key)
+            if found is None:
+                terms: dict[TermKey, Sourced[Any]] = {}
+                fired = iter(key)
+                for layer in self.c.layers:
+                    if not layer.conditional or next(fired):
+                        terms.update(layer.patch)
+                found = _compile_variant(self.c, terms, self.catalog)
+                self.variants[key] = found
+        return found
+
+    def rate(self, data: Mapping[str, Any], periods: dict[str, Period]) -> Invoice | None:
+        """Rate plain, valid usage; None means "use the interpreter" (which reports errors)."""
+        if type(data) is not dict or not self.check(data):
+            return None
+        period: Period | None = None
+        x = data.get("period")
+        if x is not None:
+            period = periods.get(x) if type(x) is str else None
+            if period is None:
+                if type(x) is not str or not _MONTH.match(x):
+                    return None
+                period = periods.setdefault(x, Period.parse(x))
+        account = data.get("account")
+        if account is not None and (type(account) is not str or not account):
+            return None
+        contract = data.get("contract")
+        if contract is not None and (type(contract) is not str or not contract):
+            return None
+        if self.by_period is not None:
+            # No `when` layers: the variant depends on the period alone.
+            # Keyed by the period's text: hashing a str is cheaper than a Period.
+            found = self.by_period.get(x, _MISSING)
+            if found is _MISSING:
+                found = self._for_period(period, data)
+                self.by_period[x] = found
+            if found is None:
+                return None
+            codes, variant, fired = found
+        else:
+            found = self._for_period(period, data)
+            if found is None:
+                return None
+            codes, variant, fired = found
+        # The variant reads only the meter keys, so it can take the mapping as it is.
+        amounts, total = variant(data)
+        return Invoice._lazy(
+            self.meta,
+            period,
+            codes,
+            amounts,
+            total,
+            account,
+            fired,
+            # A copy: the caller may reuse its dict for the next account.
+            (self._lines, data.copy(), period, account),
+        )
+
+    def _for_period(
+        self, period: Period | None, data: Mapping[str, Any]
+    ) -> tuple[tuple[str, ...], Variant, tuple[str, ...]] | None:
+        """The variant for this usage, or None where only the interpreter will do."""
+        if self.needs_period:
+            if period is None:
+                return None
+            term = self.term
+            if term is not None and not (term[0] <= period.start and period.end <= term[1]):
+                return None  # partial or outside the term: the interpreter handles it
+        key = []
+        names = []
+        for layer, cond in self.conditional:
+            if cond is None:
+                assert layer.from_date is not None and period is not None
+                ok = period.start >= layer.from_date
+            else:
+                ok = cond(data, period) is True
+            key.append(ok)
+            if ok:
+                names.append(layer.label)
+        codes, variant = self._variant(tuple(key))
+        return codes, variant, tuple(names)
+
+    def _lines(
+        self, data: Mapping[str, Any], period: Period | None, account: str | None
+    ) -> tuple[Line, ...]:
+        values = {k: Decimal(x) for k, x in data.items() if k in self.keys}
+        return rate(self.c, Usage(values, period, None, account), self.catalog).lines
