@@ -148,7 +148,9 @@ def attach_source(diags: Iterable[Diagnostic], sources: dict[str, str]) -> list[
     cache: dict[str, list[str]] = {}
     for d in diags:
         if d.source_line is None and d.line and d.path in sources:
-            lines = cache.setdefault(d.path, sources[d.path].splitlines())
+            lines = cache.get(d.path)
+            if lines is None:
+                lines = cache[d.path] = sources[d.path].splitlines()
             if 0 < d.line <= len(lines):
                 d = Diagnostic(
                     d.code,

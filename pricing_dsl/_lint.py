@@ -244,12 +244,22 @@ def _probe_points(c: ResolvedContract, meter: MeterInfo) -> list[Decimal]:
                         mau = c.static_terms.get(("meter", "mau", "allowance"))
                         base = Decimal(int(mau.value.value * v.value / 100)) if mau else base
                     points.update({base - 1, base, base + 1})
-        if layer.condition is not None:
+        if layer.condition is not None and meter.usage_key in _refs(layer.condition):
             for n in _numbers(layer.condition):
                 points.update({n - 1, n, n + 1})
     top = max(points)
     points.update({top * 2, top * 10 + 1000})
     return sorted(p for p in points if p >= 0)
+
+
+def _refs(e: A.Expr) -> set[str]:
+    if isinstance(e, A.RefExpr):
+        return {e.name.text}
+    if isinstance(e, A.BinaryExpr):
+        return _refs(e.left) | _refs(e.right)
+    if isinstance(e, A.NotExpr):
+        return _refs(e.operand)
+    return set()
 
 
 def _numbers(e: A.Expr) -> list[Decimal]:
@@ -278,21 +288,31 @@ def _probe_periods(c: ResolvedContract) -> list[Period | None]:
 
 def _price_drops(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> list[Diagnostic]:
     out = []
+    # Flat and graduated rates, allowances and every adjustment only ever add
+    # as usage grows; a total can fall only through a volume tier or a `when`
+    # rule.  So only meters with a volume tier, or named in a condition, are
+    # probed, and only for contracts that wrote such a clause themselves.
+    conditioned: set[str] = set()
+    own_clause = False
+    for layer in c.layers:
+        if layer.condition is not None:
+            conditioned.update(_refs(layer.condition))
+            own_clause |= _within(layer.span, decl)
     for meter in catalog.meters:
-        if not any(
-            ("meter", meter.id, "rate") in layer.patch
-            and _within(layer.patch[("meter", meter.id, "rate")].span, decl)
+        key = ("meter", meter.id, "rate")
+        own_volume = any(
+            key in layer.patch
+            and layer.patch[key].value.mode == "volume"
+            and _within(layer.patch[key].span, decl)
             for layer in c.layers
-        ) and not any(
-            layer.condition is not None and _within(layer.span, decl) for layer in c.layers
-        ):
+        )
+        if not (own_volume or (own_clause and meter.usage_key in conditioned)):
             continue
         for period in _probe_periods(c):
             previous: tuple[Decimal, Decimal] | None = None
             for q in _probe_points(c, meter):
-                values = {meter.usage_key: q}
                 try:
-                    total = rate(c, Usage(values, period), catalog).total
+                    total = rate(c, Usage({meter.usage_key: q}, period), catalog).total
                 except PricingError:
                     break
                 if previous is not None and total < previous[1]:

@@ -34,18 +34,53 @@ __all__ = ["parse"]
 _MAX_SYNTAX_ERRORS = 20
 
 
+def _cache_path(grammar: str) -> str | None:
+    """A per-user file for Lark's built parser, or None where none can be made.
+
+    Building the LALR tables takes about a quarter of a second; loading them
+    takes a few milliseconds.  The file lives in the user's own cache folder
+    (mode 0700), never in a shared temporary folder, because Lark stores it
+    as a pickle and a planted pickle would run code.
+    """
+    import hashlib
+    import os
+    from pathlib import Path
+
+    import lark
+
+    if os.environ.get("PRICING_DSL_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "pricing-dsl"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if folder.stat().st_uid != os.getuid() or not os.access(folder, os.W_OK):
+            return None
+    except (OSError, AttributeError):
+        return None
+    digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
+    return str(folder / f"parser-{lark.__version__}-{digest}.pickle")
+
+
 @cache
 def _lark() -> Lark:
     # Built once per process and never mutated afterwards, so sharing it
     # between threads is safe (Lark's LALR parse keeps its state per call).
     grammar = resources.files("pricing_dsl").joinpath("pricing.lark").read_text("utf-8")
-    return Lark(
-        grammar,
-        parser="lalr",
-        strict=True,
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    options: dict[str, Any] = {
+        "parser": "lalr",
+        "strict": True,
+        "propagate_positions": True,
+        "maybe_placeholders": True,
+    }
+    path = _cache_path(grammar)
+    if path is not None:
+        try:
+            return Lark(grammar, cache=path, **options)
+        except Exception:
+            # A stale or unreadable cache must never stop parsing: build afresh.
+            pass
+    return Lark(grammar, **options)
 
 
 # ------------------------------------------------------------------ AST build

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -157,9 +160,9 @@ def _read(path: Path) -> str:
 _ALLOW = re.compile(r"#.*\bpricing:\s*allow\b(.*)")
 
 
-def _allowed(d: Diagnostic, texts: Mapping[str, str]) -> bool:
+def _allowed(d: Diagnostic, texts: Mapping[str, list[str]]) -> bool:
     """A warning is silenced by `# pricing: allow W106` on its line or the line above."""
-    lines = texts.get(d.path, "").splitlines()
+    lines = texts.get(d.path, [])
     for n in (d.line, d.line - 1):
         if 0 < n <= len(lines):
             m = _ALLOW.search(lines[n - 1])
@@ -168,8 +171,33 @@ def _allowed(d: Diagnostic, texts: Mapping[str, str]) -> bool:
     return False
 
 
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a ruleset.
+
+    Parsing allocates hundreds of thousands of small objects and no cycles
+    worth collecting; with the collector on, its repeated full passes make a
+    100,000-line ruleset load more than twice as slowly.  Reference counting
+    still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _build(
     sources: Sequence[tuple[str, str]], warnings: bool = False
+) -> tuple[Ruleset | None, list[Diagnostic]]:
+    with _no_gc_pauses():
+        return _build_unpaused(sources, warnings)
+
+
+def _build_unpaused(
+    sources: Sequence[tuple[str, str]], warnings: bool
 ) -> tuple[Ruleset | None, list[Diagnostic]]:
     files: list[A.File] = []
     diags: list[Diagnostic] = []
@@ -186,7 +214,7 @@ def _build(
         if warnings and not diags:
             from ._lint import lint
 
-            texts = dict(sources)
+            texts = {name: text.splitlines() for name, text in sources}
             diags.extend(d for d in lint(files, result) if not _allowed(d, texts))
     else:
         parsed = {f.path for f in files}

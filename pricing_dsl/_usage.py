@@ -20,7 +20,6 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-import jsonschema
 import yaml
 
 from ._errors import Diagnostic, PricingError
@@ -142,25 +141,26 @@ def usage_schema(meters: Iterable[MeterInfo] = BUILTIN_METERS) -> dict[str, Any]
     return dict(schema)
 
 
-_TYPE_CHECKER = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-    # Whole-valued Decimals (26250.0 in a JSON file) are integers too.
-    "integer",
-    lambda _checker, v: (
-        (isinstance(v, int) and not isinstance(v, bool))
-        or (isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value())
-    ),
-)
-_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator, type_checker=_TYPE_CHECKER
-)
-
-
 @cache
 def _validator(custom: tuple[str, ...]) -> Any:
+    # Imported here: embedders that rate plain mappings never need it.
+    import jsonschema
+
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        # Whole-valued Decimals (26250.0 in a JSON file) are integers too.
+        "integer",
+        lambda _checker, v: (
+            (isinstance(v, int) and not isinstance(v, bool))
+            or (isinstance(v, Decimal) and v.is_finite() and v == v.to_integral_value())
+        ),
+    )
+    validator_class = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, type_checker=checker
+    )
     meters = [m for m in BUILTIN_METERS] + [
         MeterInfo(k, k, "unit", k, k, False, False, BUILTIN_METERS[0].span) for k in custom
     ]
-    return _Validator(usage_schema(meters))
+    return validator_class(usage_schema(meters))
 
 
 # ---------------------------------------------------------------- validation

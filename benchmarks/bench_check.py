@@ -1,0 +1,98 @@
+"""How fast `pricing check` parses and checks a large ruleset.
+
+Run: python benchmarks/bench_check.py [--lines 100000]
+
+Generates a catalog plus enough contracts to reach the requested number of
+lines, then times `pricing_dsl.load` (parse + check) and the full
+`check_paths(..., warnings=True)` that `pricing check` runs, in lines per
+second.  The baseline in the same process is Lark alone parsing the same
+text with the same grammar, so the ratio shows what the AST and the
+checker add on top of parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import pricing_dsl
+from pricing_dsl._parser import _lark
+from pricing_dsl._ruleset import check_paths
+
+CATALOG = """currency USD
+addon hipaa "HIPAA compliance" 500.00 per month
+addon webhooks "Webhooks" 99.00 per month
+meter sms "SMS" unit message
+
+plan base "Base" {
+  base 99.00 per month
+  mau included 1000 overage 0.12 per user
+  concurrency 5% overage 1.00 per connection
+  voice 0.001 per minute
+  video 0.003 per minute
+}
+"""
+
+
+def contract(i: int) -> str:
+    return f"""
+# Customer {i}
+contract c{i} "Customer {i}" extends base {{
+  mau included {1000 + i % 50 * 1000} overage graduated {{
+    up to {100_000 + i} at 0.10 per user
+    above at 0.08 per user
+  }}
+  concurrency {5 + i % 5}%
+  addons hipaa, webhooks
+  addon webhooks {50 + i % 40}.00 per month
+  sms 0.0075 per message
+  when mau > {200_000 + i} {{
+    mau overage 0.05 per user
+  }}
+  discount 10% on video
+  minimum 1000.00 per month
+}}
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=100_000)
+    args = ap.parse_args()
+    parts = [CATALOG]
+    n = 0
+    while sum(p.count("\n") for p in parts) < args.lines:
+        parts.append(contract(n))
+        n += 1
+    text = "".join(parts)
+    lines = text.count("\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "big.pricing")
+        path.write_text(text)
+        _lark()  # build (or load) the parser before timing
+        t0 = time.perf_counter()
+        _lark().parse(text)
+        lark_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rules = pricing_dsl.load(path)
+        load_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        _, diags = check_paths(path, warnings=True)
+        check_s = time.perf_counter() - t0
+    assert len(rules.contracts) == n + 1
+    print(f"{lines:,} lines, {n:,} contracts")
+    print(f"{'step':<40} {'seconds':>8} {'lines/s':>10} {'vs Lark alone':>14}")
+    for name, s in (
+        ("Lark parse alone (baseline)", lark_s),
+        ("pricing_dsl.load (parse + check)", load_s),
+        ("pricing check (with warnings)", check_s),
+    ):
+        print(f"{name:<40} {s:>8.2f} {lines / s:>10,.0f} {lark_s / s:>13.2f}x")
+    print(f"warnings found: {len(diags)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
