@@ -1,0 +1,247 @@
+"""Golden tests of `pricing diff`, `pricing quote` and `pricing export` (hand-computed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from .conftest import ROOT
+
+OLD = """currency USD
+plan p "P" {
+  base 100.00 per month
+  mau included 1000 overage 0.10 per user
+  concurrency 5% overage 1.00 per connection
+  voice 0.001 per minute
+  video 0.003 per minute
+}
+contract c "C" extends p {
+  concurrency 10%
+}
+contract gone "Gone" extends p {
+}
+"""
+
+NEW = """currency USD
+plan p "P" {
+  base 100.00 per month
+  mau included 1000 overage 0.12 per user
+  concurrency 5% overage 1.00 per connection
+  voice 0.001 per minute
+  video 0.003 per minute
+}
+contract c "C" extends p {
+  concurrency 10%
+}
+contract fresh "Fresh" extends p {
+  base 90.00 per month
+}
+"""
+
+USAGE = [
+    {"contract": "c", "period": "2026-08", "mau": 1500, "peak_connections": 120},
+    {"contract": "c", "period": "2026-09", "mau": 900},
+    {"contract": "p", "period": "2026-08", "mau": 1001},
+]
+
+
+def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "plans.pricing").write_text(OLD)
+    env = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", *env, "commit", "-qm", "v1"]):
+        assert run(cmd, tmp_path).returncode == 0
+    (rules / "plans.pricing").write_text(NEW)
+    (tmp_path / "usage.jsonl").write_text("".join(json.dumps(u) + "\n" for u in USAGE))
+    return tmp_path
+
+
+def test_diff_against_a_git_revision(pricing_cmd: str, repo: Path) -> None:
+    result = run(
+        [
+            pricing_cmd,
+            "diff",
+            "--base",
+            "HEAD",
+            "rules",
+            "--usage",
+            "usage.jsonl",
+            "--format",
+            "json",
+        ],
+        repo,
+    )
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    # c, August: 500 users over at 0.10 -> 0.12 = 50.00 -> 60.00; 120 connections
+    # over floor(1000 x 10%) = 100 -> 20.00; base 100.  September: 900 MAU, no overage.
+    # p, August: 1 user over: 0.10 -> 0.12; no connections, base 100.
+    assert got == {
+        "contracts": [
+            {
+                "contract": "c",
+                "currency": "USD",
+                "records": 2,
+                "errors": [],
+                "lines": [
+                    {"code": "base", "old": "200.00", "new": "200.00", "change": "0.00"},
+                    {"code": "mau_overage", "old": "50.00", "new": "60.00", "change": "10.00"},
+                    {
+                        "code": "concurrency_overage",
+                        "old": "20.00",
+                        "new": "20.00",
+                        "change": "0.00",
+                    },
+                    {"code": "voice", "old": "0.00", "new": "0.00", "change": "0.00"},
+                    {"code": "video", "old": "0.00", "new": "0.00", "change": "0.00"},
+                    {"code": "total", "old": "270.00", "new": "280.00", "change": "10.00"},
+                ],
+            },
+            {
+                "contract": "p",
+                "currency": "USD",
+                "records": 1,
+                "errors": [],
+                "lines": [
+                    {"code": "base", "old": "100.00", "new": "100.00", "change": "0.00"},
+                    {"code": "mau_overage", "old": "0.10", "new": "0.12", "change": "0.02"},
+                    {"code": "concurrency_overage", "old": "0.00", "new": "0.00", "change": "0.00"},
+                    {"code": "voice", "old": "0.00", "new": "0.00", "change": "0.00"},
+                    {"code": "video", "old": "0.00", "new": "0.00", "change": "0.00"},
+                    {"code": "total", "old": "100.10", "new": "100.12", "change": "0.02"},
+                ],
+            },
+        ],
+        "totals": [{"currency": "USD", "old": "370.10", "new": "380.12", "change": "10.02"}],
+        "added": ["fresh"],
+        "removed": ["gone"],
+        "changed_without_usage": [],
+    }
+    text = run([pricing_cmd, "diff", "--base", "HEAD", "rules", "--usage", "usage.jsonl"], repo)
+    assert "mau_overage   50.00   60.00  +10.00" in text.stdout
+    assert "Contracts added: fresh" in text.stdout
+    assert "Contracts removed: gone" in text.stdout
+
+
+def test_diff_of_two_folders_and_a_bad_revision(pricing_cmd: str, repo: Path) -> None:
+    old = repo / "old"
+    old.mkdir()
+    (old / "plans.pricing").write_text(OLD)
+    result = run([pricing_cmd, "diff", "old", "rules", "--usage", "usage.jsonl"], repo)
+    assert result.returncode == 0
+    assert "USD  old 370.10  new 380.12  change +10.02" in result.stdout
+    bad = run(
+        [pricing_cmd, "diff", "--base", "no-such-rev", "rules", "--usage", "usage.jsonl"], repo
+    )
+    assert bad.returncode == 1
+    assert "error[E403]" in bad.stderr and "Traceback" not in bad.stderr
+    one = run([pricing_cmd, "diff", "rules", "--usage", "usage.jsonl"], repo)
+    assert one.returncode == 2
+
+
+def test_quote_across_mau(pricing_cmd: str, tmp_path: Path) -> None:
+    (tmp_path / "q.pricing").write_text(
+        "currency USD\n"
+        'plan g "G" {\n'
+        "  base 10.00 per month\n"
+        "  mau included 1000 overage graduated {\n"
+        "    up to 2000 at 0.10 per user\n"
+        "    above at 0.05 per user\n"
+        "  }\n"
+        "}\n"
+    )
+    result = run(
+        [
+            pricing_cmd,
+            "quote",
+            "q.pricing",
+            "--contract",
+            "g",
+            "--vary",
+            "mau=0..3000",
+            "--step",
+            "1000",
+            "--format",
+            "json",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    totals = [
+        (r["value"], r["lines"]["mau_overage"], r["total"]) for r in got["contracts"][0]["rows"]
+    ]
+    # 1000 free; 1001..2000 at 0.10 (100.00); above 2000 at 0.05 (1000 x 0.05 = 50.00).
+    assert totals == [
+        ("0", "0.00", "10.00"),
+        ("1000", "0.00", "10.00"),
+        ("2000", "100.00", "110.00"),
+        ("3000", "150.00", "160.00"),
+    ]
+    bad = run(
+        [pricing_cmd, "quote", "q.pricing", "--contract", "g", "--vary", "mau=9..1"], tmp_path
+    )
+    assert bad.returncode == 2 and "LOW <= HIGH" in bad.stderr
+
+
+def test_quote_plot_draws_an_svg(pricing_cmd: str, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the plot extra is not installed")
+    svg = tmp_path / "curve.svg"
+    result = run(
+        [
+            pricing_cmd,
+            "quote",
+            str(ROOT / "rulesets"),
+            "--contract",
+            "pro",
+            "--contract",
+            "scale",
+            "--vary",
+            "mau=0..100000",
+            "--step",
+            "25000",
+            "--fix",
+            "period=2026-08",
+            "--plot",
+            str(svg),
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+
+
+def test_export_matches_its_schema_and_keeps_sources(pricing_cmd: str) -> None:
+    result = run([pricing_cmd, "export", str(ROOT / "rulesets")])
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    schema = json.loads((ROOT / "schemas" / "export.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(data)
+    acme = next(c for c in data["contracts"] if c["id"] == "acme")
+    terms = {t["term"]: t for t in acme["terms"]}
+    assert terms["meter.mau.rate"]["value"] == {"mode": "flat", "price": "0.09"}
+    assert terms["meter.mau.rate"]["source"].endswith("acme.pricing:5:30")  # the rate clause
+    assert terms["meter.concurrency.allowance"]["value"] == {"kind": "percent", "value": "8"}
+    assert terms["addon_price.e2e_encryption"]["value"] == "250.00"
+    assert acme["extends"] == ["pro", "starter"]
+    froms = [la for la in acme["layers"] if "from" in la]
+    assert froms[0]["from"] == "2027-01-01"
+    globex = next(c for c in data["contracts"] if c["id"] == "globex")
+    whens = [la["when"] for la in globex["layers"] if "when" in la]
+    assert whens == [
+        "mau > 150_000",
+        "video_minutes >= 1_000_000 and voice_minutes < 10_000",
+        "period.start < 2026-10-01",
+    ]
