@@ -7,6 +7,7 @@ then decides whether the ruleset is usable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -58,6 +59,32 @@ _WHAT = {
     A.FromBlock: "a `from` block",
     A.WhenBlock: "a `when` block",
 }
+
+# Names a custom meter may not take: line codes, usage keys and group names
+# would make two lines, or a discount target, mean two things.
+_RESERVED = frozenset(
+    {
+        "base",
+        "mau_overage",
+        "concurrency_overage",
+        "total",
+        "usage",
+        "addons",
+        "addon",
+        "discount",
+        "cap",
+        "minimum",
+        "fixed",
+        "period",
+        "account",
+        "contract",
+        "peak_connections",
+        "voice_minutes",
+        "video_minutes",
+    }
+)
+
+_EXPONENT = re.compile(r"[eE]\d+")
 
 # Names that conditions may use, besides declared meters' usage keys.
 _PERIOD_ATTRS = ("start", "end")
@@ -184,6 +211,14 @@ class _Checker:
             self.error(
                 "E202",
                 f"meter `{ident}` {where}",
+                decl.id.span,
+                hint="choose another name for this meter",
+            )
+            return
+        if ident in _RESERVED:
+            self.error(
+                "E202",
+                f"`{ident}` is a reserved name (a line code or a word of the language)",
                 decl.id.span,
                 hint="choose another name for this meter",
             )
@@ -340,7 +375,7 @@ class _Checker:
                 return []
             if end < start:
                 self.error(
-                    "E219",
+                    "E224",
                     "the term ends before it starts",
                     stmt.span,
                     hint="write `term START to END` with START on or before END",
@@ -491,7 +526,20 @@ class _Checker:
                 ok = False
         elif isinstance(al, A.Included):
             good = True
-            if al.unit is not None:
+            if (
+                al.unit is not None
+                and _EXPONENT.fullmatch(al.unit.text)
+                and (al.unit.span.column == al.quantity.span.end_column)
+            ):
+                # `1e5` lexes as the number 1 and the unit `e5`.
+                self.error(
+                    "E105",
+                    "numbers cannot use exponents",
+                    al.quantity.span,
+                    hint="write the number out in full, for example 100000 instead of 1e5",
+                )
+                good = False
+            elif al.unit is not None:
                 good &= self.check_unit(al.unit, meter.unit, f"`{name}`", plural_ok=True)
             if meter.whole:
                 good &= self.check_whole(al.quantity, f"the {meter.unit}s included")
@@ -742,7 +790,7 @@ class _Checker:
                 f"contract `{name}` must extend a plan or another contract",
                 decl.id.span,
                 hint=f"write `contract {name} extends PLAN {{ … }}`"
-                + (f"; plans: {', '.join(sorted(self.decls))}" if self.decls else ""),
+                + (f"; plans and contracts: {', '.join(sorted(self.decls))}" if self.decls else ""),
             )
             self.broken.add(name)
             return None
@@ -840,6 +888,7 @@ class _Checker:
         )
         self.check_complete(decl, resolved)
         self.check_adjustment_targets(decl, resolved)
+        self.check_discount_total(decl, resolved)
         self.resolved[name] = resolved
         return resolved
 
@@ -961,6 +1010,40 @@ class _Checker:
             hint=f"override its price here: `addon {addon_id} PRICE per month`",
         )
 
+    def check_discount_total(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+        """Percentage discounts that can reach one line must not add up past 100%.
+
+        Counted conservatively: each discount clause at the highest percentage
+        any layer gives it, whether or not their `when` rules can hold together.
+        """
+        highest: dict[str, Sourced[Any]] = {}
+        for layer in c.layers:
+            for key, value in layer.patch.items():
+                if key[0] == "discount_pct" and (
+                    key[1] not in highest or value.value[0] > highest[key[1]].value[0]
+                ):
+                    highest[key[1]] = value
+        if len(highest) < 2:
+            return
+        lines = possible_lines(c, self.meters)
+        usage_codes = {m.line_code for m in self.meters.values()}
+        for line in sorted(lines):
+            groups = [
+                line,
+                "usage" if line in usage_codes else "",
+                "addons" if line.startswith("addon.") else "",
+            ]
+            hits = [highest[g] for g in groups if g in highest]
+            total = sum((h.value[0] for h in hits), Decimal(0))
+            if total > 100 and any(_within(h.span, decl) for h in hits):
+                self.error(
+                    "E223",
+                    f"the percentage discounts on `{line}` add up to {total}%, above 100%",
+                    decl.id.span,
+                    hint="lower them; discounts on a line and on its group "
+                    "(`usage`, `addons`) add up",
+                )
+
     def check_adjustment_targets(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
         """A discount must name a line that this contract can have."""
         lines = {"addons", "usage"}
@@ -990,6 +1073,10 @@ class _Checker:
                     word.span,
                     hint="discount one of its lines (" + ", ".join(sorted(lines)) + ")",
                 )
+
+
+def _within(span: Span, decl: A.PlanDecl) -> bool:
+    return span.path == decl.span.path and decl.span.line <= span.line <= decl.span.end_line
 
 
 def _compatible(a: str, b: str) -> bool:

@@ -44,7 +44,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_paths(p)
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
-    p.set_defaults(func=_cmd_check)
+    p.set_defaults(func=_cmd_check, subparser=p)
 
     p = sub.add_parser("rate", help="rate one period of usage for a contract")
     _add_paths(p)
@@ -57,7 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--explain", action="store_true", help="show how each line was derived")
-    p.set_defaults(func=_cmd_rate)
+    p.set_defaults(func=_cmd_rate, subparser=p)
 
     p = sub.add_parser(
         "invoice",
@@ -78,7 +78,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--explain", action="store_true", help="show how each line was derived")
-    p.set_defaults(func=_cmd_invoice)
+    p.set_defaults(func=_cmd_invoice, subparser=p)
 
     p = sub.add_parser("test", help="run the `test` blocks of rulesets")
     _add_paths(p)
@@ -89,7 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--coverage", action="store_true", help="also list the clauses no test exercised"
     )
-    p.set_defaults(func=_cmd_test)
+    p.set_defaults(func=_cmd_test, subparser=p)
 
     p = sub.add_parser("fmt", help="rewrite rulesets in the canonical layout")
     _add_paths(p)
@@ -98,7 +98,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="change nothing; exit 1 if a file would change"
     )
     mode.add_argument("--diff", action="store_true", help="print the changes, change nothing")
-    p.set_defaults(func=_cmd_fmt)
+    p.set_defaults(func=_cmd_fmt, subparser=p)
 
     p = sub.add_parser("diff", help="rate the same usage under two rulesets and compare")
     p.add_argument(
@@ -115,7 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="a directory of usage files, or a JSON Lines file of usage records",
     )
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(func=_cmd_diff)
+    p.set_defaults(func=_cmd_diff, subparser=p)
 
     p = sub.add_parser("quote", help="lines and total of contracts as one meter varies")
     _add_paths(p)
@@ -137,12 +137,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--plot", metavar="FILE.svg", help="draw the totals (needs matplotlib)")
-    p.set_defaults(func=_cmd_quote)
+    p.set_defaults(func=_cmd_quote, subparser=p)
 
     p = sub.add_parser("export", help="print the fully resolved terms of contracts as JSON")
     _add_paths(p)
     p.add_argument("--contract", help="only this plan or contract")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=_cmd_export, subparser=p)
 
     p = sub.add_parser("schema", help="print a JSON Schema")
     p.add_argument("which", choices=("usage", "invoice", "export", "diagnostics"))
@@ -152,7 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="for `usage`: rulesets whose custom meters to include",
     )
-    p.set_defaults(func=_cmd_schema)
+    p.set_defaults(func=_cmd_schema, subparser=p)
 
     try:
         from ._metering import _cli as metering_cli  # type: ignore[import-not-found,unused-ignore]
@@ -192,7 +192,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         n = len(ruleset.contracts)
         sys.stderr.write(
             f"ok: {len(ruleset.files)} file{'s' if len(ruleset.files) != 1 else ''}, "
-            f"{n} plan{'s' if n != 1 else ''} and contracts\n"
+            f"{n} plan{'s' if n != 1 else ''} or contract{'s' if n != 1 else ''}\n"
         )
     return 0
 
@@ -381,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(_output.diagnostics_text(exc.diagnostics))
         return 1
     except _UsageError as exc:
-        parser.print_usage(sys.stderr)
+        getattr(args, "subparser", parser).print_usage(sys.stderr)
         sys.stderr.write(f"pricing: error: {exc}\n")
         return 2
     except KeyboardInterrupt:

@@ -181,7 +181,11 @@ def _compile_variant(
         else:
             # A whole allowance stays an int, so int usage subtracts as int.
             k = int(free) if free == free.to_integral_value() else free
-            src.emit(f"{q} = {u} - {src.const(k)}")
+            # Int usage stays int (exact, and fast); Decimal usage subtracts in
+            # our own context, never the caller's.
+            src.emit(
+                f"{q} = {u} - {src.const(k)} if type({u}) is int else sub({u}, {src.const(k)})"
+            )
             src.emit(f"if {q} < 0: {q} = 0")
         if spec.mode == "flat":
             assert spec.price is not None
@@ -204,14 +208,14 @@ def _compile_variant(
                 if tier.up_to is None:
                     src.emit(
                         f"if {u} > {src.const(start)}: "
-                        f"x{n} = add(x{n}, mul({u} - {src.const(start)}, {price}))"
+                        f"x{n} = add(x{n}, mul(sub({u}, {src.const(start)}), {price}))"
                     )
                     break
                 if tier.up_to > start:
                     top = src.const(tier.up_to)
                     src.emit(
                         f"if {u} > {src.const(start)}: x{n} = add(x{n}, mul("
-                        f"({u} if {u} < {top} else {top}) - {src.const(start)}, {price}))"
+                        f"sub({u} if {u} < {top} else {top}, {src.const(start)}), {price}))"
                     )
                 lower = tier.up_to
             src.emit(f"{a} = {rounded(f'add(x{n}, 0)')}")
@@ -279,7 +283,7 @@ def _compile_variant(
     if plan:
         body.append("    for r in adj: t = add(t, r[0])")
     body.append("    return amounts, t")
-    namespace: dict[str, Any] = {"mul": _mul, "add": _add, **src.consts}
+    namespace: dict[str, Any] = {"mul": _mul, "add": _add, "sub": _sub, **src.consts}
     code = "\n".join(body)
     exec(compile(code, f"<pricing variant {c.id}>", "exec"), namespace)
     namespace["variant"].source = code  # for debugging and the docs

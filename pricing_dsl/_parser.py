@@ -256,10 +256,8 @@ class _Builder(Transformer[Token, Any]):
         return A.ProrateStmt(self._word(c[0]), self._mspan(meta))
 
     @v_args(meta=True)
-    def discount_percent(self, meta: Any, c: list[Token]) -> A.DiscountPercent:
-        return A.DiscountPercent(
-            self._percent(c[0]), tuple(self._word(t) for t in c[1:]), self._mspan(meta)
-        )
+    def discount_percent(self, meta: Any, c: list[Any]) -> A.DiscountPercent:
+        return A.DiscountPercent(self._percent(c[0]), tuple(c[1:]), self._mspan(meta))
 
     @v_args(meta=True)
     def discount_fixed(self, meta: Any, c: list[Any]) -> A.DiscountFixed:
@@ -517,8 +515,6 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 span,
                 hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
             )
-        if ch == "\t":
-            return Diagnostic.at("E100", "unexpected tab character", span, hint="use spaces here")
         allowed = _describe_expected(set(err.allowed or ()))
         shown = repr(ch)[1:-1] if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "?"
         return Diagnostic.at("E100", f"unexpected character `{shown}`; expected {allowed}", span)
@@ -557,7 +553,8 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             span,
             hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
         )
-    if tok.type == "NAME" and re.fullmatch(r"[eE][+-]?\d+", str(tok)) and col > 1:
+    start = tok.start_pos if tok.start_pos is not None else 0
+    if tok.type == "NAME" and str(tok)[:1] in "eE" and start > 0 and text[start - 1].isdigit():
         return Diagnostic.at(
             "E105",
             "numbers cannot use exponents",

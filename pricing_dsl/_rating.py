@@ -86,6 +86,18 @@ def terms_for(
     """Fold the layers that apply to this usage and period.  Returns terms and fired labels."""
     if not c.has_conditions:
         return c.static_terms, []
+    if c.uses_period and period is None:
+        # Decided before evaluating anything, so whether a period is needed
+        # never depends on which way a condition happens to short-circuit.
+        raise PricingError(
+            Diagnostic(
+                "E303",
+                f"a `when` rule of `{c.id}` depends on the period, but the usage has none",
+                usage.source,
+                key="period",
+                hint="add `period: YYYY-MM` to the usage",
+            )
+        )
     terms: dict[TermKey, Sourced[Any]] = {}
     fired: list[str] = []
     keys = {m.usage_key: m for m in catalog.meters}
@@ -247,7 +259,7 @@ def _fee_lines(
     term = _term(terms)
     factor, note = _fee_factor(period, term)
     service = period if term is None or period is None else period.intersect(term)
-    details = (f"prorated: {note} in the term",) if note else ()
+    details = (f"prorated: {note}" + (" in the term" if term else ""),) if note else ()
     qty = _quantity_text(factor)
     base_lines: list[Line] = []
     base = terms.get(("base",))
@@ -464,36 +476,45 @@ def apply_adjustments(
     kinds: Sequence[str],
     amounts: Sequence[Decimal],
     rnd: Callable[[Decimal], Decimal],
+    factor: Decimal = ONE,
 ) -> list[tuple[Decimal, Decimal, tuple[Any, ...]]]:
     """Amount, exact amount and working of each step.  Shared by every engine.
 
-    Must run in a context with ample precision (CONTEXT).
+    ``factor`` is the share of a month the invoice bills fixed fees for: the
+    fixed discount and the minimum are monthly amounts and are prorated by
+    it (0 on an invoice that bills no fees).  Must run in CONTEXT.
     """
     out: list[tuple[Decimal, Decimal, tuple[Any, ...]]] = []
     running = sum(amounts, ZERO)
-    covering: dict[int, Decimal] = {}
+    # What percentage discounts took off each line: a discount of that line
+    # alone counts as its rounded line, a group discount by its exact share.
+    taken: dict[int, Decimal] = {}
     for step in plan:
         if step.kind == "pct":
             hit = _hit(step.target, codes, kinds)
             base = sum((amounts[i] for i in hit), ZERO)
             exact = -(base * step.value / HUNDRED)
-            for i in hit:
-                covering[i] = covering.get(i, ZERO) + step.value
             work: tuple[Any, ...] = (hit,)
         elif step.kind == "fixed":
-            exact = -min(step.value, max(running, ZERO))
+            exact = -min(step.value * factor, max(running, ZERO))
             work = (running,)
         elif step.kind == "cap":
             hit = _hit(step.target, codes, kinds)
             gross = amounts[hit[0]] if hit else ZERO
-            net = gross * (HUNDRED - covering.get(hit[0], ZERO) if hit else HUNDRED) / HUNDRED
+            net = gross + taken.get(hit[0], ZERO) if hit else ZERO
             excess = max(ZERO, net - step.value)
             exact = -min(excess, max(running, ZERO))
             work = (net, excess)
         else:
-            exact = max(ZERO, step.value - running)
+            exact = max(ZERO, step.value * factor - running)
             work = (running,)
         amount = rnd(exact) + ZERO  # + ZERO turns -0.00 into 0.00
+        if step.kind == "pct":
+            if len(hit) == 1:
+                taken[hit[0]] = taken.get(hit[0], ZERO) + amount
+            else:
+                for i in hit:
+                    taken[i] = taken.get(i, ZERO) - amounts[i] * step.value / HUNDRED
         running += amount
         out.append((amount, exact, work))
     return out
@@ -503,6 +524,7 @@ def _adjustments(
     c: ResolvedContract,
     terms: Mapping[TermKey, Sourced[Any]],
     lines: list[Line],
+    factor: Decimal = ONE,
 ) -> list[Line]:
     """Adjustment lines, each with its explanation."""
     plan = adjustment_plan(terms)
@@ -515,6 +537,7 @@ def _adjustments(
         [ln.kind for ln in lines],
         [ln.amount for ln in lines],
         lambda d: _round(d, c, terms),
+        factor,
     )
     out = []
     for step, (amount, exact, work) in zip(plan, results, strict=False):
@@ -533,7 +556,8 @@ def _adjustments(
                 else "step 1 (percentage discounts): no such line on this invoice"
             )
         elif step.kind == "fixed":
-            text = f"-min({money(v)}, subtotal {money(work[0])})"
+            shown = money(v) if factor == ONE else f"{money(v)} × {_fraction(factor)}"
+            text = f"-min({shown}, subtotal {money(work[0])})"
             desc = f"{money(v)} discount"
             detail = "step 2 (fixed discounts): never takes the invoice below zero"
         elif step.kind == "cap":
@@ -544,7 +568,8 @@ def _adjustments(
                 "" if excess == ZERO else f"; {money(excess)} above the cap"
             )
         else:
-            text = f"max(0, {money(v)} - subtotal {money(work[0])})"
+            shown = money(v) if factor == ONE else f"{money(v)} × {_fraction(factor)}"
+            text = f"max(0, {shown} - subtotal {money(work[0])})"
             desc = f"Minimum commitment true-up ({money(v)})"
             detail = "step 4 (minimum): tops the subtotal up to the minimum"
         out.append(
@@ -561,6 +586,11 @@ def _adjustments(
             )
         )
     return out
+
+
+def _fraction(factor: Decimal) -> str:
+    """A proration factor for people: `0.548387 of a month` (exact in the amount)."""
+    return f"{decimal_text(_quantity_text(factor))} of a month"
 
 
 def _total(lines: list[Line]) -> Decimal:
@@ -609,7 +639,7 @@ def rate(c: ResolvedContract, usage: Usage, catalog: Catalog) -> Invoice:
         _check_in_term(c, terms, usage, period)
         base, addons = _fee_lines(c, terms, period, catalog)
         lines = base + _usage_lines(c, terms, usage, period, catalog) + addons
-        lines += _adjustments(c, terms, lines)
+        lines += _adjustments(c, terms, lines, _fee_factor(period, _term(terms))[0])
         return Invoice(
             c.id,
             c.name,
@@ -683,7 +713,10 @@ def issue_invoice(c: ResolvedContract, issue_date: date, usage: Usage, catalog: 
             used = _usage_lines(c, use_terms, usage, usage_period, catalog)
         lines = base + used + addons
         adj_terms = fee_terms if fees_due else use_terms
-        lines += _adjustments(c, adj_terms, lines)
+        # Monthly minimums and fixed discounts follow the fees: prorated with
+        # a partial month, and absent from the usage-only invoice after a term.
+        factor = _fee_factor(fee_period, fee_term)[0] if fees_due else ZERO
+        lines += _adjustments(c, adj_terms, lines, factor)
         return Invoice(
             c.id,
             c.name,

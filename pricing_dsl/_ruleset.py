@@ -43,7 +43,6 @@ class Ruleset:
     addons: Mapping[str, AddonInfo]
     tests: tuple[A.TestDecl, ...]
     files: tuple[str, ...]
-    warnings: tuple[Diagnostic, ...] = ()
     # Caches filled on first use.  Only ever added to, and each entry is
     # built from immutable data, so a race can at worst build one twice.
     _compiled: dict[str, CompiledContract] = field(default_factory=dict, repr=False, compare=False)
@@ -233,7 +232,6 @@ def _build_unpaused(
             addons=result.addons,
             tests=result.tests,
             files=tuple(name for name, _ in sources),
-            warnings=tuple(d for d in diags if d.severity != "error"),
         ),
         diags,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -190,6 +191,8 @@ def _plain(value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any]) 
     if isinstance(value, Decimal) and not value.is_finite():
         diag.append(_bad(key, f"`{key}` must be a finite number, not {value}", where))
         return None
+    if isinstance(value, Period):
+        return value.to_json()
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Mapping):
@@ -312,11 +315,38 @@ class _ExactLoader(yaml.SafeLoader):
     """YAML with exact numbers, refused duplicate keys, and key line numbers."""
 
 
+# YAML 1.1 reads `010` as octal 8, `0x10` as 16 and `1:30` as 90 (base 60).
+# Nobody means that in a usage file, so only plain decimal numbers are numbers.
+_PLAIN_INT = re.compile(r"[-+]?[0-9][0-9_]*\Z")
+_PLAIN_FLOAT = re.compile(r"[-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+]?[0-9]+)?\Z")
+
+
+def _not_plain(node: yaml.ScalarNode, text: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"`{text}` is not a plain decimal number (YAML would read it as octal, hexadecimal "
+        "or base 60); write it in decimal digits",
+        node.start_mark,
+    )
+
+
 def _yaml_float(loader: _ExactLoader, node: yaml.ScalarNode) -> Decimal:
-    text = str(loader.construct_scalar(node)).replace("_", "").lower()
+    raw = str(loader.construct_scalar(node))
+    text = raw.replace("_", "").lower()
     if text in (".nan", ".inf", "+.inf", "-.inf"):
         return Decimal("NaN") if "nan" in text else Decimal("-Infinity" if "-" in text else "Inf")
+    if not _PLAIN_FLOAT.match(raw):
+        raise _not_plain(node, raw)
     return Decimal(text)
+
+
+def _yaml_int(loader: _ExactLoader, node: yaml.ScalarNode) -> int:
+    raw = str(loader.construct_scalar(node))
+    digits = raw.replace("_", "").lstrip("+-")
+    if not _PLAIN_INT.match(raw) or (len(digits) > 1 and digits.startswith("0")):
+        raise _not_plain(node, raw)
+    return int(raw.replace("_", ""))
 
 
 def _yaml_mapping(loader: _ExactLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -336,6 +366,7 @@ def _yaml_mapping(loader: _ExactLoader, node: yaml.MappingNode) -> dict[Any, Any
 
 
 _ExactLoader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
+_ExactLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
 _ExactLoader.add_constructor("tag:yaml.org,2002:map", _yaml_mapping)
 
 
@@ -358,6 +389,11 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         ) from None
     except yaml.YAMLError as exc:
         raise PricingError(Diagnostic("E400", f"this is not valid YAML: {exc}", source)) from None
+    except (ValueError, ArithmeticError) as exc:
+        # A value YAML recognises but cannot build, such as the date 2026-02-30.
+        raise PricingError(
+            Diagnostic("E400", f"this usage file has a value that cannot be read: {exc}", source)
+        ) from None
     finally:
         loader.dispose()
 

@@ -252,13 +252,20 @@ def parse_assignment(text: str, what: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def quote_points(spec: str, step: str | None) -> tuple[str, list[Decimal]]:
-    """``mau=0..100000`` (with an optional step) -> the meter and its values."""
+def quote_points(
+    spec: str, step: str | None, whole: frozenset[str] = frozenset({"mau", "peak_connections"})
+) -> tuple[str, list[Decimal]]:
+    """``mau=0..100000`` (with an optional step) -> the meter and its values.
+
+    The default step is a tenth of the range, at least 1 for whole-number meters.
+    """
     name, rng = parse_assignment(spec, "--vary")
     try:
         lo_text, hi_text = rng.split("..", 1)
         lo, hi = Decimal(lo_text.replace("_", "")), Decimal(hi_text.replace("_", ""))
         inc = Decimal(step.replace("_", "")) if step else (hi - lo) / 10
+        if not step and name in whole:
+            inc = max(Decimal(1), inc.to_integral_value(rounding="ROUND_CEILING"))
     except (ValueError, InvalidOperation):
         raise ValueError(f"--vary needs a range such as mau=0..100000, not {rng!r}") from None
     if not (lo.is_finite() and hi.is_finite() and inc.is_finite()) or hi < lo or inc <= 0:
