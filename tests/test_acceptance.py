@@ -25,8 +25,9 @@ def test_cases_were_found() -> None:
     assert len(CASES) >= 8
 
 
-@pytest.mark.parametrize(("usage_path", "expected_path"), CASES,
-                         ids=[f"{u.parent.name}/{u.stem}" for u, _ in CASES])
+@pytest.mark.parametrize(
+    ("usage_path", "expected_path"), CASES, ids=[f"{u.parent.name}/{u.stem}" for u, _ in CASES]
+)
 def test_rates_as_computed_independently(usage_path: Path, expected_path: Path) -> None:
     rules = pricing_dsl.load(usage_path.parent / "ruleset.pricing")
     usage = load_usage_file(str(usage_path), rules.meters)
