@@ -27,6 +27,7 @@ from lark.lexer import PatternStr
 
 from . import _ast as A
 from ._errors import Diagnostic, PricingError, Span
+from ._suggest import suggest
 
 __all__ = ["parse"]
 
@@ -567,11 +568,26 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         message, hint = _SLIP_MESSAGES[label]
         return Diagnostic.at("E106", message, span, hint=hint)
 
+    hint = None
+    if tok.type == "NAME":
+        # A misspelt keyword (`pln`, `extend`): suggest the keyword that fits here.
+        best = suggest(str(tok), [w for w in (_keyword(n) for n in expected) if w])
+        hint = f"did you mean `{best}`?" if best else None
     return Diagnostic.at(
         "E100",
         f"unexpected {_describe_token(tok)}; expected {_describe_expected(expected)}",
         span,
+        hint=hint,
     )
+
+
+def _keyword(name: str) -> str | None:
+    try:
+        term = _lark().get_terminal(name)
+    except KeyError:
+        return None
+    value = term.pattern.value if isinstance(term.pattern, PatternStr) else None
+    return value if value and value.isalpha() else None
 
 
 def _blank_line(text: str, lineno: int, drop: bool = False) -> str:
