@@ -568,16 +568,16 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         message, hint = _SLIP_MESSAGES[label]
         return Diagnostic.at("E106", message, span, hint=hint)
 
-    hint = None
+    keyword_hint: str | None = None
     if tok.type == "NAME":
         # A misspelt keyword (`pln`, `extend`): suggest the keyword that fits here.
         best = suggest(str(tok), [w for w in (_keyword(n) for n in expected) if w])
-        hint = f"did you mean `{best}`?" if best else None
+        keyword_hint = f"did you mean `{best}`?" if best else None
     return Diagnostic.at(
         "E100",
         f"unexpected {_describe_token(tok)}; expected {_describe_expected(expected)}",
         span,
-        hint=hint,
+        hint=keyword_hint,
     )
 
 
