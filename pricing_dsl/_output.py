@@ -25,7 +25,11 @@ def _qty(line: Line) -> str:
 
 
 def invoice_text(inv: Invoice, explain: bool = False) -> str:
-    """A readable invoice table; with ``explain``, each line's derivation under it."""
+    """A readable invoice table; with ``explain``, each line's derivation under it.
+
+    An issued invoice mixes fees in advance and usage in arrears, so it gets
+    a column with each line's service period.
+    """
     places = inv.minor_units
     out = [f"Invoice for {inv.contract_name} ({inv.contract})"]
     meta = []
@@ -38,26 +42,31 @@ def invoice_text(inv: Invoice, explain: bool = False) -> str:
     meta.append(f"currency {inv.currency}")
     out.append(", ".join(meta))
     out.append("")
-    rows = [("Line", "Description", "Quantity", "Unit price", "Amount")]
+    with_period = inv.issue_date is not None
+    head = ["Line", "Description", "Quantity", "Unit price", "Amount"]
+    if with_period:
+        head.insert(2, "Service period")
+    rows = [head]
     for ln in inv.lines:
         price = "" if ln.unit_price is None else decimal_text(ln.unit_price)
-        rows.append((ln.code, ln.description, _qty(ln), price, _group(ln.amount, places)))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+        row = [ln.code, ln.description, _qty(ln), price, _group(ln.amount, places)]
+        if with_period:
+            row.insert(2, "" if ln.service_period is None else str(ln.service_period))
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    left = 3 if with_period else 2  # columns aligned left: code, description (, period)
 
-    def fmt(r: tuple[str, ...]) -> str:
-        return (
-            f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  "
-            f"{r[3]:>{widths[3]}}  {r[4]:>{widths[4]}}"
-        ).rstrip()
+    def fmt(r: list[str]) -> str:
+        cells = [f"{c:<{widths[i]}}" if i < left else f"{c:>{widths[i]}}" for i, c in enumerate(r)]
+        return ("  " + "  ".join(cells)).rstrip()
 
+    rule = "  " + "-" * (sum(widths) + 2 * (len(widths) - 1))
     out.append(fmt(rows[0]))
-    out.append("  " + "-" * (sum(widths) + 8))
-    for ln, row in zip(inv.lines, rows[1:], strict=False):
+    out.append(rule)
+    for ln, row in zip(inv.lines, rows[1:], strict=True):
         out.append(fmt(row))
         if explain and ln.explanation is not None:
             ex = ln.explanation
-            if ln.service_period is not None and inv.issue_date is not None:
-                out.append(f"      service period: {ln.service_period}")
             out.append(f"      = {ex.formula}")
             out.append(
                 f"      exact amount {decimal_text(ex.exact)}, "
@@ -67,9 +76,11 @@ def invoice_text(inv: Invoice, explain: bool = False) -> str:
                 out.append(f"      {d}")
             if ex.sources:
                 out.append(f"      from {', '.join(ex.sources)}")
-    out.append("  " + "-" * (sum(widths) + 8))
+    if explain and inv.rules_applied:
+        out.append("      rules applied: " + "; ".join(inv.rules_applied))
+    out.append(rule)
     total = f"{inv.currency} {_group(inv.total, places)}"
-    out.append(f"  {'Total':<{sum(widths) + 8 - len(total)}}{total}")
+    out.append(f"  {'Total':<{len(rule) - 2 - len(total)}}{total}")
     return "\n".join(out) + "\n"
 
 

@@ -422,9 +422,11 @@ def _usage_lines(
     factor = ONE
     if ("prorate", "allowances") in terms:
         factor = _allowance_factor(period, term)
+    # The usage is what was metered in the part of the period within the term.
+    service = period if term is None or period is None else period.intersect(term)
     lines = []
     for meter in catalog.meters:
-        line = _meter_line(c, meter, terms, usage, period, factor)
+        line = _meter_line(c, meter, terms, usage, service, factor)
         if line is not None:
             lines.append(line)
     return lines
