@@ -132,28 +132,10 @@ class _Checker:
             for decl in f.decls:
                 if isinstance(decl, A.CurrencyStmt):
                     code = self.check_currency(decl.code)
-                    if info.currency is not None:
-                        self.error(
-                            "E212",
-                            "this file already states its currency "
-                            f"(line {info.currency.span.line})",
-                            decl.span,
-                            hint="keep one `currency` line per file",
-                        )
-                    elif code is not None:
-                        info.currency = Sourced(code, decl.span)
+                    info.currency = self.file_setting(info.currency, code, decl.span, "currency")
                 elif isinstance(decl, A.RoundingStmt):
                     mode = self.check_rounding(decl)
-                    if info.rounding is not None:
-                        self.error(
-                            "E212",
-                            "this file already states its rounding "
-                            f"(line {info.rounding.span.line})",
-                            decl.span,
-                            hint="keep one `rounding` line per file",
-                        )
-                    elif mode is not None:
-                        info.rounding = Sourced(mode, decl.span)
+                    info.rounding = self.file_setting(info.rounding, mode, decl.span, "rounding")
         # Catalogs and declarations, once every file's currency is known.
         for f in self.files:
             info = self.file_info[f.path]
@@ -177,6 +159,20 @@ class _Checker:
                         first_seen[name] = decl.id.span
                 elif isinstance(decl, A.TestDecl):
                     self.tests.append(decl)
+
+    def file_setting(
+        self, current: Sourced[str] | None, value: str | None, span: Span, what: str
+    ) -> Sourced[str] | None:
+        """A file-level `currency` or `rounding`: stated at most once per file."""
+        if current is not None:
+            self.error(
+                "E212",
+                f"this file already states its {what} (line {current.span.line})",
+                span,
+                hint=f"keep one `{what}` line per file",
+            )
+            return current
+        return Sourced(value, span) if value is not None else None
 
     def collect_addon(self, decl: A.AddonStmt, info: _FileInfo) -> None:
         if decl.name is None:

@@ -22,11 +22,10 @@ from datetime import date
 from decimal import ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
-from . import _ast as A
+from ._conditions import compiled
+from ._decimal import CONTEXT, ROUNDING
 from ._invoice import Invoice, Line
 from ._rating import (
-    CONTEXT,
-    ROUNDING,
     Catalog,
     adjustment_plan,
     apply_adjustments,
@@ -50,66 +49,6 @@ Variant = Callable[[Mapping[str, Any]], tuple[tuple[Decimal, ...], Decimal]]
 
 
 # ---------------------------------------------------------------- conditions
-
-
-def _cond(e: A.Expr) -> Callable[[Mapping[str, Any], Period | None], Any]:
-    """A closure with exactly the interpreter's semantics (see ``_rating._eval``)."""
-    if isinstance(e, A.NumberExpr):
-        k = e.value.value
-        return lambda v, p: k
-    if isinstance(e, A.DateExpr):
-        d = e.value.value
-        return lambda v, p: d
-    if isinstance(e, A.RefExpr):
-        key = e.name.text
-        return lambda v, p: v.get(key, _ZERO)
-    if isinstance(e, A.AttrExpr):
-        if e.attr.text == "start":
-            return lambda v, p: p.start  # type: ignore[union-attr]
-        return lambda v, p: p.end  # type: ignore[union-attr]
-    if isinstance(e, A.NotExpr):
-        inner = _cond(e.operand)
-        return lambda v, p: inner(v, p) is not True
-    left, right = _cond(e.left), _cond(e.right)
-    op = e.op
-    if op == "and":
-        return lambda v, p: left(v, p) is True and right(v, p) is True
-    if op == "or":
-        return lambda v, p: left(v, p) is True or right(v, p) is True
-
-    def arith(fn: Callable[[Any, Any], Any]) -> Callable[[Mapping[str, Any], Period | None], Any]:
-        def run(v: Mapping[str, Any], p: Period | None) -> Any:
-            a, b = left(v, p), right(v, p)
-            if a is None or b is None:
-                return None
-            return fn(a, b)
-
-        return run
-
-    def compare(
-        fn: Callable[[Any, Any], bool],
-    ) -> Callable[[Mapping[str, Any], Period | None], Any]:
-        def run(v: Mapping[str, Any], p: Period | None) -> Any:
-            a, b = left(v, p), right(v, p)
-            if a is None or b is None:
-                return False
-            return fn(a, b)
-
-        return run
-
-    table: dict[str, Callable[[Mapping[str, Any], Period | None], Any]] = {
-        "+": arith(_add),
-        "-": arith(_sub),
-        "*": arith(_mul),
-        "/": arith(lambda a, b: None if b == 0 else _div(a, b)),
-        "<": compare(lambda a, b: bool(a < b)),
-        "<=": compare(lambda a, b: bool(a <= b)),
-        ">": compare(lambda a, b: bool(a > b)),
-        ">=": compare(lambda a, b: bool(a >= b)),
-        "==": compare(lambda a, b: bool(a == b)),
-        "!=": compare(lambda a, b: bool(a != b)),
-    }
-    return table[op]
 
 
 # ------------------------------------------------------------------ variants
@@ -333,7 +272,7 @@ class CompiledContract:
         self.c = c
         self.catalog = catalog
         self.conditional = [
-            (layer, _cond(layer.condition) if layer.condition is not None else None)
+            (layer, compiled(layer.condition) if layer.condition is not None else None)
             for layer in c.layers
             if layer.conditional
         ]

@@ -14,17 +14,13 @@ from datetime import date, timedelta
 from decimal import (
     ROUND_FLOOR,
     ROUND_HALF_EVEN,
-    ROUND_HALF_UP,
-    Context,
     Decimal,
-    DivisionByZero,
-    InvalidOperation,
-    Overflow,
     localcontext,
 )
 from typing import Any
 
-from . import _ast as A
+from ._conditions import holds
+from ._decimal import CONTEXT, ROUNDING
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line, decimal_text
 from ._terms import (
@@ -41,12 +37,6 @@ from ._usage import Period, Usage
 
 __all__ = ["issue_invoice", "rate"]
 
-# 100 significant digits keep every product of a price and a quantity exact;
-# only proration divides, and its result is rounded once, on the line.
-CONTEXT = Context(
-    prec=100, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
-)
-ROUNDING = {"half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN}
 ZERO = Decimal(0)
 ONE = Decimal(1)
 HUNDRED = Decimal(100)
@@ -73,10 +63,6 @@ class Catalog:
     addons: Mapping[str, AddonInfo]
 
 
-class _NeedsPeriod(Exception):
-    """A `period.start`/`period.end` condition met usage that has no period."""
-
-
 # ------------------------------------------------------------------ terms
 
 
@@ -100,7 +86,6 @@ def terms_for(
         )
     terms: dict[TermKey, Sourced[Any]] = {}
     fired: list[str] = []
-    keys = {m.usage_key: m for m in catalog.meters}
     for layer in c.layers:
         if layer.from_date is not None:
             if period is None:
@@ -118,79 +103,11 @@ def terms_for(
                 continue
             fired.append(layer.label)
         if layer.condition is not None:
-            try:
-                holds = _truth(_eval(layer.condition, usage, period, keys))
-            except _NeedsPeriod:
-                raise PricingError(
-                    Diagnostic(
-                        "E303",
-                        f"a `when` rule of `{c.id}` ({layer.span}) depends on the period, "
-                        "but the usage has none",
-                        usage.source,
-                        key="period",
-                        hint="add `period: YYYY-MM` to the usage",
-                    )
-                ) from None
-            if not holds:
+            if not holds(layer.condition, usage.values, period):
                 continue
             fired.append(layer.label)
         terms.update(layer.patch)
     return terms, fired
-
-
-def _truth(v: Any) -> bool:
-    return v is True
-
-
-def _eval(e: A.Expr, usage: Usage, period: Period | None, keys: Mapping[str, MeterInfo]) -> Any:
-    """Evaluate a checked condition.  Total: it always terminates and never raises for data.
-
-    Arithmetic that divides by zero yields None, and a comparison with None is false.
-    """
-    if isinstance(e, A.NumberExpr):
-        return e.value.value
-    if isinstance(e, A.DateExpr):
-        return e.value.value
-    if isinstance(e, A.RefExpr):
-        return usage.get(e.name.text)
-    if isinstance(e, A.AttrExpr):
-        if period is None:
-            raise _NeedsPeriod
-        return period.start if e.attr.text == "start" else period.end
-    if isinstance(e, A.NotExpr):
-        return not _truth(_eval(e.operand, usage, period, keys))
-    op = e.op
-    if op == "and":
-        return _truth(_eval(e.left, usage, period, keys)) and _truth(
-            _eval(e.right, usage, period, keys)
-        )
-    if op == "or":
-        return _truth(_eval(e.left, usage, period, keys)) or _truth(
-            _eval(e.right, usage, period, keys)
-        )
-    left = _eval(e.left, usage, period, keys)
-    right = _eval(e.right, usage, period, keys)
-    if left is None or right is None:
-        return None if op in "+-*/" else False
-    if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
-    if op == "/":
-        return None if right == 0 else left / right
-    if op == "<":
-        return bool(left < right)
-    if op == "<=":
-        return bool(left <= right)
-    if op == ">":
-        return bool(left > right)
-    if op == ">=":
-        return bool(left >= right)
-    if op == "==":
-        return bool(left == right)
-    return bool(left != right)
 
 
 # ----------------------------------------------------------------- helpers
