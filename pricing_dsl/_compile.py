@@ -45,7 +45,7 @@ _add = CONTEXT.add
 _sub = CONTEXT.subtract
 _div = CONTEXT.divide
 
-Variant = Callable[[Mapping[str, Any]], tuple[tuple[Decimal, ...], Decimal]]
+Variant = Callable[[Mapping[str, Any]], tuple[tuple[Decimal, ...], Decimal] | None]
 
 
 # ---------------------------------------------------------------- conditions
@@ -114,6 +114,8 @@ def _compile_variant(
         free = _allowance(terms, meter.id)
         u, q, a = f"u{n}", f"q{n}", f"a{n}"
         src.emit(f"{u} = v.get({meter.usage_key!r}, 0)")
+        # Validated as it is read: anything unusual goes back to the interpreter.
+        src.lines.extend(_valid(u, meter.whole, "return None", "    "))
         if free == 0:
             # Usage is validated non-negative, so nothing to subtract or clamp.
             src.emit(f"{q} = {u}")
@@ -192,7 +194,13 @@ def _compile_variant(
             )
         )
     plan = adjustment_plan(terms)
-    body = ["def variant(v):", *src.lines]
+    unread = [m for m in catalog.meters if ("meter", m.id, "rate") not in terms]
+    checks = ["    if not v.keys() <= ALLOWED: return None"]
+    for m in unread:
+        checks += [f"    x = v.get({m.usage_key!r})", "    if x is not None:"]
+        checks += _valid("x", m.whole, "return None", "      ")
+    src.consts.update(ALLOWED=_allowed_keys(catalog), **_VALIDATION_NAMES)
+    body = ["def variant(v):", " try:", *checks, *src.lines]
     tuple_expr = "(" + "".join(f"{x}, " for x in amounts) + ")"
     if plan:
         src.consts.update(
@@ -222,6 +230,8 @@ def _compile_variant(
     if plan:
         body.append("    for r in adj: t = add(t, r[0])")
     body.append("    return amounts, t")
+    body.append(" except ArithmeticError:")
+    body.append("    return None")
     namespace: dict[str, Any] = {"mul": _mul, "add": _add, "sub": _sub, **src.consts}
     code = "\n".join(body)
     exec(compile(code, f"<pricing variant {c.id}>", "exec"), namespace)
@@ -232,37 +242,57 @@ def _compile_variant(
 # ------------------------------------------------------------------ contract
 
 
+def _valid(var: str, whole: bool, fail: str, indent: str) -> list[str]:
+    """Code that checks one usage value is a non-negative int or finite Decimal."""
+    lines = [
+        f"{indent}if type({var}) is int:",
+        f"{indent}  if {var} < 0: {fail}",
+        f"{indent}elif type({var}) is DECIMAL:",
+        # NaN makes the comparison raise (caught around the whole body); infinity fails it.
+        f"{indent}  if not ZERO <= {var} < INFINITY: {fail}",
+    ]
+    if whole:
+        lines.append(f"{indent}  if {var} != {var}.to_integral_value(): {fail}")
+    lines.append(f"{indent}else: {fail}")
+    return lines
+
+
+_VALIDATION_NAMES = {"DECIMAL": Decimal, "ZERO": _ZERO, "INFINITY": _INFINITY}
+
+
+def _allowed_keys(catalog: Catalog) -> frozenset[str]:
+    return frozenset(m.usage_key for m in catalog.meters) | {"period", "account", "contract"}
+
+
 def _checker(catalog: Catalog) -> Callable[[Mapping[str, Any]], bool]:
     """Straight-line validation of plain usage: known keys, non-negative exact numbers.
 
     It only needs to recognise the common, valid case; anything it refuses is
     validated again, with full messages, by the schema-based loader.
     """
-    allowed = frozenset(m.usage_key for m in catalog.meters) | {"period", "account", "contract"}
     body = ["def check(v):", "  if not v.keys() <= ALLOWED: return False", "  try:"]
     for m in catalog.meters:
-        body += [
-            f"    x = v.get({m.usage_key!r})",
-            "    if x is not None:",
-            "      if type(x) is int:",
-            "        if x < 0: return False",
-            "      elif type(x) is DECIMAL:",
-            # NaN makes the comparison raise; infinity fails it.
-            "        if not ZERO <= x < INFINITY: return False",
-        ]
-        if m.whole:
-            body.append("        if x != x.to_integral_value(): return False")
-        body.append("      else: return False")
+        body += [f"    x = v.get({m.usage_key!r})", "    if x is not None:"]
+        body += _valid("x", m.whole, "return False", "      ")
     body += ["  except ArithmeticError:", "    return False", "  return True"]
-    namespace: dict[str, Any] = {
-        "ALLOWED": allowed,
-        "DECIMAL": Decimal,
-        "ZERO": _ZERO,
-        "INFINITY": _INFINITY,
-    }
+    namespace: dict[str, Any] = {"ALLOWED": _allowed_keys(catalog), **_VALIDATION_NAMES}
     exec(compile("\n".join(body), "<pricing usage check>", "exec"), namespace)
     check: Callable[[Mapping[str, Any]], bool] = namespace["check"]
     return check
+
+
+def _period(x: Any, periods: dict[str, Period]) -> Any:
+    """The Period for a usage `period` value, None for none, _MISSING if not plain."""
+    if x is None:
+        return None
+    if type(x) is not str:
+        return _MISSING
+    period = periods.get(x)
+    if period is None:
+        if not _MONTH.match(x):
+            return _MISSING
+        period = periods.setdefault(x, Period.parse(x))
+    return period
 
 
 class CompiledContract:
@@ -310,39 +340,45 @@ class CompiledContract:
 
     def rate(self, data: Mapping[str, Any], periods: dict[str, Period]) -> Invoice | None:
         """Rate plain, valid usage; None means "use the interpreter" (which reports errors)."""
-        if type(data) is not dict or not self.check(data):
+        if type(data) is not dict:
             return None
-        period: Period | None = None
         x = data.get("period")
-        if x is not None:
-            period = periods.get(x) if type(x) is str else None
-            if period is None:
-                if type(x) is not str or not _MONTH.match(x):
-                    return None
-                period = periods.setdefault(x, Period.parse(x))
+        if x is not None and type(x) is not str:
+            return None  # a date range, or something odd: the interpreter decides
+        if self.by_period is not None:
+            # No `when` layers: the variant depends on the period alone, so one
+            # lookup by the period's text finds the period and its variant.
+            found = self.by_period.get(x, _MISSING)
+            if found is _MISSING:
+                period = _period(x, periods)
+                found = None if period is _MISSING else self._for_period(period, data)
+                self.by_period[x] = found
+            if found is None:
+                return None
+            period, codes, variant, fired = found
+        else:
+            # Conditions read the values, so validate them all first.
+            if not self.check(data):
+                return None
+            period = _period(x, periods)
+            if period is _MISSING:
+                return None
+            found = self._for_period(period, data)
+            if found is None:
+                return None
+            period, codes, variant, fired = found
         account = data.get("account")
         if account is not None and (type(account) is not str or not account):
             return None
         contract = data.get("contract")
         if contract is not None and (type(contract) is not str or not contract):
             return None
-        if self.by_period is not None:
-            # No `when` layers: the variant depends on the period alone.
-            # Keyed by the period's text: hashing a str is cheaper than a Period.
-            found = self.by_period.get(x, _MISSING)
-            if found is _MISSING:
-                found = self._for_period(period, data)
-                self.by_period[x] = found
-            if found is None:
-                return None
-            codes, variant, fired = found
-        else:
-            found = self._for_period(period, data)
-            if found is None:
-                return None
-            codes, variant, fired = found
-        # The variant reads only the meter keys, so it can take the mapping as it is.
-        amounts, total = variant(data)
+        # The variant validates each value as it reads it, and reads only the
+        # meter keys, so it can take the mapping as it is.
+        result = variant(data)
+        if result is None:
+            return None
+        amounts, total = result
         return Invoice._lazy(
             self.meta,
             period,
@@ -357,7 +393,7 @@ class CompiledContract:
 
     def _for_period(
         self, period: Period | None, data: Mapping[str, Any]
-    ) -> tuple[tuple[str, ...], Variant, tuple[str, ...]] | None:
+    ) -> tuple[Period | None, tuple[str, ...], Variant, tuple[str, ...]] | None:
         """The variant for this usage, or None where only the interpreter will do."""
         if self.needs_period:
             if period is None:
@@ -377,7 +413,7 @@ class CompiledContract:
             if ok:
                 names.append(layer.label)
         codes, variant = self._variant(tuple(key))
-        return codes, variant, tuple(names)
+        return period, codes, variant, tuple(names)
 
     def _lines(
         self, data: Mapping[str, Any], period: Period | None, account: str | None
