@@ -7,7 +7,6 @@ then decides whether the ruleset is usable.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -84,7 +83,6 @@ _RESERVED = frozenset(
     }
 )
 
-_EXPONENT = re.compile(r"[eE]\d+")
 
 # Names that conditions may use, besides declared meters' usage keys.
 _PERIOD_ATTRS = ("start", "end")
@@ -522,20 +520,7 @@ class _Checker:
                 ok = False
         elif isinstance(al, A.Included):
             good = True
-            if (
-                al.unit is not None
-                and _EXPONENT.fullmatch(al.unit.text)
-                and (al.unit.span.column == al.quantity.span.end_column)
-            ):
-                # `1e5` lexes as the number 1 and the unit `e5`.
-                self.error(
-                    "E105",
-                    "numbers cannot use exponents",
-                    al.quantity.span,
-                    hint="write the number out in full, for example 100000 instead of 1e5",
-                )
-                good = False
-            elif al.unit is not None:
+            if al.unit is not None:
                 good &= self.check_unit(al.unit, meter.unit, f"`{name}`", plural_ok=True)
             if meter.whole:
                 good &= self.check_whole(al.quantity, f"the {meter.unit}s included")

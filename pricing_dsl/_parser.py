@@ -554,15 +554,6 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             span,
             hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
         )
-    start = tok.start_pos if tok.start_pos is not None else 0
-    if tok.type == "NAME" and str(tok)[:1] in "eE" and start > 0 and text[start - 1].isdigit():
-        return Diagnostic.at(
-            "E105",
-            "numbers cannot use exponents",
-            span,
-            hint="write the number out in full, for example 100000 instead of 1e5",
-        )
-
     label = _match_slip(err) if isinstance(err, UnexpectedToken) else None
     if label is not None:
         message, hint = _SLIP_MESSAGES[label]
@@ -618,11 +609,56 @@ def _blank_line(text: str, lineno: int, drop: bool = False) -> str:
     return "\n".join(lines)
 
 
+_EXPONENT = re.compile(r"(?<![\w.])(\d[\d_]*(?:\.\d[\d_]*)?)([eE][+-]?\d+)")
+
+
+def _exponents(text: str, path: str) -> tuple[str, list[Diagnostic]]:
+    """Numbers written with exponents (`1e5`), which the grammar would split oddly.
+
+    Each gets E105 at its own position, and is blanked out so the rest of
+    the file can still be checked for other errors.
+    """
+    diags = []
+    lines = text.split("\n")
+    for n, line in enumerate(lines):
+        code = _code_part(line)
+        for m in _EXPONENT.finditer(code):
+            diags.append(
+                Diagnostic.at(
+                    "E105",
+                    "numbers cannot use exponents",
+                    Span(path, n + 1, m.start() + 1, n + 1, m.end() + 1),
+                    hint="write the number out in full, for example 100000 instead of 1e5",
+                )
+            )
+        if diags and diags[-1].line == n + 1:
+            lines[n] = (
+                _EXPONENT.sub(lambda m: m.group(1) + " " * len(m.group(2)), code)
+                + (line[len(code) :])
+            )
+    return "\n".join(lines), diags
+
+
+def _code_part(line: str) -> str:
+    """A line without its comment (a `#` inside a string does not start one)."""
+    in_str = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            in_str = not in_str
+        elif ch == "#" and not in_str:
+            return line[:i]
+    return line
+
+
 def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagnostic]]:
     """Parse one file.  Returns the AST, or None with every syntax error found."""
     lark = _lark()
     # A final newline lets the last statement end the same way as the others.
     source = text if text.endswith("\n") else text + "\n"
+    source, exponent_errors = _exponents(source, path)
+    if exponent_errors:
+        _, others = parse(source, path)
+        return None, exponent_errors + others
     try:
         tree = lark.parse(source)
     except UnexpectedInput as first:

@@ -325,8 +325,8 @@ def _not_plain(node: yaml.ScalarNode, text: str) -> yaml.constructor.Constructor
     return yaml.constructor.ConstructorError(
         None,
         None,
-        f"`{text}` is not a plain decimal number (YAML would read it as octal, hexadecimal "
-        "or base 60); write it in decimal digits",
+        f"`{text}` is not a plain decimal number (YAML would read it as binary, octal, "
+        "hexadecimal or base 60); write it in decimal digits",
         node.start_mark,
     )
 
@@ -371,7 +371,10 @@ _ExactLoader.add_constructor("tag:yaml.org,2002:map", _yaml_mapping)
 
 
 def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
-    loader = _ExactLoader(text)
+    try:
+        loader = _ExactLoader(text)
+    except yaml.YAMLError as exc:  # e.g. control characters, refused as it reads
+        raise PricingError(Diagnostic("E400", f"this is not valid YAML: {exc}", source)) from None
     loader._lines = {}  # type: ignore[attr-defined]
     try:
         node = loader.get_single_node()

@@ -266,6 +266,8 @@ def quote_points(
         inc = Decimal(step.replace("_", "")) if step else (hi - lo) / 10
         if not step and name in whole:
             inc = max(Decimal(1), inc.to_integral_value(rounding="ROUND_CEILING"))
+        if not step and hi == lo:
+            inc = Decimal(1)  # a single value: any positive step will do
     except (ValueError, InvalidOperation):
         raise ValueError(f"--vary needs a range such as mau=0..100000, not {rng!r}") from None
     if not (lo.is_finite() and hi.is_finite() and inc.is_finite()) or hi < lo or inc <= 0:

@@ -137,7 +137,7 @@ def test_minimums_follow_the_fees_on_issued_invoices() -> None:
 
 def test_exponents_get_their_own_message() -> None:
     assert codes("currency USD\nplan p {\n  mau included 1e5\n}\n") == [("E105", 3, 16)]
-    assert codes("currency USD\nplan p {\n  voice 1e-3 per minute\n}\n") == [("E105", 3, 10)]
+    assert codes("currency USD\nplan p {\n  voice 1e-3 per minute\n}\n") == [("E105", 3, 9)]
 
 
 def test_a_term_that_ends_before_it_starts() -> None:
