@@ -32,6 +32,7 @@ from ._terms import (
     TermKey,
     TierSpec,
 )
+from ._usage import LIMIT_TEXT, MAX_PLACES, within_limits
 
 __all__ = ["CheckResult", "check"]
 
@@ -254,7 +255,20 @@ class _Checker:
         )
         return None
 
+    def check_size(self, num: A.Number, what: str) -> bool:
+        if within_limits(num.value):
+            return True
+        self.error(
+            "E225",
+            f"{what} is too large or has too many decimal places ({num.text})",
+            num.span,
+            hint=f"numbers must be below {LIMIT_TEXT} with at most {MAX_PLACES} decimal places",
+        )
+        return False
+
     def check_price(self, num: A.Number, what: str) -> bool:
+        if not self.check_size(num, what):
+            return False
         if num.value < 0:
             self.error(
                 "E205",
@@ -266,6 +280,8 @@ class _Checker:
         return True
 
     def check_percent(self, num: A.Number, what: str) -> bool:
+        if not self.check_size(num, what):
+            return False
         if num.value > 100:
             self.error(
                 "E206",
@@ -522,6 +538,7 @@ class _Checker:
             good = True
             if al.unit is not None:
                 good &= self.check_unit(al.unit, meter.unit, f"`{name}`", plural_ok=True)
+            good &= self.check_size(al.quantity, f"the {meter.unit}s included")
             if meter.whole:
                 good &= self.check_whole(al.quantity, f"the {meter.unit}s included")
             if good:
@@ -577,6 +594,7 @@ class _Checker:
                     )
                     ok = False
             else:
+                ok &= self.check_size(t.up_to, "a tier bound")
                 if meter.whole:
                     ok &= self.check_whole(t.up_to, "a tier bound")
                 if last is not None and t.up_to.value <= last.value:

@@ -154,12 +154,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_schema, subparser=p)
 
-    try:
-        from ._metering import _cli as metering_cli  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # pragma: no cover - metering ships with the package
-        metering_cli = None
-    if metering_cli is not None:
-        metering_cli.add_parser(sub)
+    # Subcommands that live in their own subpackages, each with add_parser().
+    import importlib
+
+    for module in ("pricing_dsl._metering._cli", "pricing_dsl._batch._cli"):
+        try:
+            extra = importlib.import_module(module)
+        except ImportError:  # pragma: no cover - both ship with the package
+            continue
+        extra.add_parser(sub)
     return parser
 
 

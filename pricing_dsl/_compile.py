@@ -19,7 +19,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal, Inexact, Rounded, localcontext
 from typing import Any
 
 from ._conditions import compiled
@@ -32,7 +32,7 @@ from ._rating import (
     rate,
 )
 from ._terms import AllowanceSpec, RateSpec, ResolvedContract, Sourced, TermKey
-from ._usage import Period, Usage
+from ._usage import LIMIT, Period, Usage
 
 __all__ = ["CompiledContract"]
 
@@ -40,9 +40,15 @@ _ZERO = Decimal(0)
 _INFINITY = Decimal("Infinity")
 _MISSING = object()
 _MONTH = re.compile(r"\A[0-9]{4}-(0[1-9]|1[0-2])\Z")
-_mul = CONTEXT.multiply
-_add = CONTEXT.add
-_sub = CONTEXT.subtract
+# Products and sums trap Inexact: should a value ever carry more digits than
+# the context holds, the variant gives up (ArithmeticError) and the
+# interpreter reports it, instead of rounding silently.
+_EXACT = CONTEXT.copy()
+_EXACT.traps[Inexact] = True
+_EXACT.traps[Rounded] = True
+_mul = _EXACT.multiply
+_add = _EXACT.add
+_sub = _EXACT.subtract
 _div = CONTEXT.divide
 
 Variant = Callable[[Mapping[str, Any]], tuple[tuple[Decimal, ...], Decimal] | None]
@@ -197,7 +203,7 @@ def _compile_variant(
     unread = [m for m in catalog.meters if ("meter", m.id, "rate") not in terms]
     checks = ["    if not v.keys() <= ALLOWED: return None"]
     for m in unread:
-        checks += [f"    x = v.get({m.usage_key!r})", "    if x is not None:"]
+        checks += [f"    x = v.get({m.usage_key!r}, MISSING)", "    if x is not MISSING:"]
         checks += _valid("x", m.whole, "return None", "      ")
     src.consts.update(ALLOWED=_allowed_keys(catalog), **_VALIDATION_NAMES)
     body = ["def variant(v):", " try:", *checks, *src.lines]
@@ -246,10 +252,13 @@ def _valid(var: str, whole: bool, fail: str, indent: str) -> list[str]:
     """Code that checks one usage value is a non-negative int or finite Decimal."""
     lines = [
         f"{indent}if type({var}) is int:",
-        f"{indent}  if {var} < 0: {fail}",
+        f"{indent}  if not 0 <= {var} < LIMIT: {fail}",
         f"{indent}elif type({var}) is DECIMAL:",
-        # NaN makes the comparison raise (caught around the whole body); infinity fails it.
-        f"{indent}  if not ZERO <= {var} < INFINITY: {fail}",
+        # Negative zero, NaN, infinities and values past the limits all go to
+        # the interpreter, which refuses or normalises them.
+        # NaN makes the comparison raise; the products below trap Inexact, so a
+        # value with too many digits to multiply exactly also falls back.
+        f"{indent}  if {var}.is_signed() or not {var} < LIMIT: {fail}",
     ]
     if whole:
         lines.append(f"{indent}  if {var} != {var}.to_integral_value(): {fail}")
@@ -257,7 +266,12 @@ def _valid(var: str, whole: bool, fail: str, indent: str) -> list[str]:
     return lines
 
 
-_VALIDATION_NAMES = {"DECIMAL": Decimal, "ZERO": _ZERO, "INFINITY": _INFINITY}
+_VALIDATION_NAMES = {
+    "DECIMAL": Decimal,
+    "ZERO": _ZERO,
+    "LIMIT": LIMIT,
+    "MISSING": _MISSING,
+}
 
 
 def _allowed_keys(catalog: Catalog) -> frozenset[str]:
@@ -272,7 +286,7 @@ def _checker(catalog: Catalog) -> Callable[[Mapping[str, Any]], bool]:
     """
     body = ["def check(v):", "  if not v.keys() <= ALLOWED: return False", "  try:"]
     for m in catalog.meters:
-        body += [f"    x = v.get({m.usage_key!r})", "    if x is not None:"]
+        body += [f"    x = v.get({m.usage_key!r}, MISSING)", "    if x is not MISSING:"]
         body += _valid("x", m.whole, "return False", "      ")
     body += ["  except ArithmeticError:", "    return False", "  return True"]
     namespace: dict[str, Any] = {"ALLOWED": _allowed_keys(catalog), **_VALIDATION_NAMES}
@@ -291,7 +305,10 @@ def _period(x: Any, periods: dict[str, Period]) -> Any:
     if period is None:
         if not _MONTH.match(x):
             return _MISSING
-        period = periods.setdefault(x, Period.parse(x))
+        try:
+            period = periods.setdefault(x, Period.parse(x))
+        except ValueError:
+            return _MISSING  # e.g. year 0: the interpreter says why
     return period
 
 
@@ -342,8 +359,10 @@ class CompiledContract:
         """Rate plain, valid usage; None means "use the interpreter" (which reports errors)."""
         if type(data) is not dict:
             return None
-        x = data.get("period")
-        if x is not None and type(x) is not str:
+        x = data.get("period", _MISSING)
+        if x is _MISSING:
+            x = None
+        elif type(x) is not str:
             return None  # a date range, or something odd: the interpreter decides
         if self.by_period is not None:
             # No `when` layers: the variant depends on the period alone, so one
@@ -367,11 +386,13 @@ class CompiledContract:
             if found is None:
                 return None
             period, codes, variant, fired = found
-        account = data.get("account")
-        if account is not None and (type(account) is not str or not account):
+        account = data.get("account", _MISSING)
+        if account is _MISSING:
+            account = None
+        elif type(account) is not str or not account:
             return None
-        contract = data.get("contract")
-        if contract is not None and (type(contract) is not str or not contract):
+        contract = data.get("contract", _MISSING)
+        if contract is not _MISSING and (type(contract) is not str or not contract):
             return None
         # The variant validates each value as it reads it, and reads only the
         # meter keys, so it can take the mapping as it is.

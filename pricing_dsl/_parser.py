@@ -465,7 +465,8 @@ def _describe_token(tok: Token) -> str:
         return "end of the file"
     if tok.type == "_NL":
         return "end of the line"
-    return f"`{tok}`"
+    text = str(tok)
+    return f"`{text[:40]}…`" if len(text) > 40 else f"`{text}`"
 
 
 def _unclosed_brace(text: str) -> tuple[int, int] | None:
@@ -501,6 +502,13 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         pos = err.pos_in_stream or 0
         ch = text[pos] if pos < len(text) else ""
         span = Span.point(path, line, col)
+        if ch == '"' and '"' not in src[col:]:
+            return Diagnostic.at(
+                "E107",
+                "this quoted name is never closed",
+                span,
+                hint='end it with a straight double quote on the same line: "Name"',
+            )
         if ch in _CURLY:
             return Diagnostic.at(
                 "E101",
@@ -591,12 +599,8 @@ def _blank_line(text: str, lineno: int, drop: bool = False) -> str:
     if not 0 < lineno <= len(lines):
         return text
     line = lines[lineno - 1]
-    depth_before = 0
-    for prev in lines[: lineno - 1]:
-        code = prev.split("#", 1)[0]
-        depth_before += code.count("{") - code.count("}")
-    code = line.split("#", 1)[0]
-    opens = code.count("{") - code.count("}")
+    depth_before = sum(_braces(prev) for prev in lines[: lineno - 1])
+    opens = _braces(line)
     if drop:
         lines[lineno - 1] = ""
     elif opens > 0:
@@ -639,6 +643,12 @@ def _exponents(text: str, path: str) -> tuple[str, list[Diagnostic]]:
     return "\n".join(lines), diags
 
 
+def _braces(line: str) -> int:
+    """Net `{` minus `}` on a line, outside strings and comments."""
+    code = re.sub(r'"[^"\n]*"', "", _code_part(line))
+    return code.count("{") - code.count("}")
+
+
 def _code_part(line: str) -> str:
     """A line without its comment (a `#` inside a string does not start one)."""
     in_str = False
@@ -648,6 +658,15 @@ def _code_part(line: str) -> str:
         elif ch == "#" and not in_str:
             return line[:i]
     return line
+
+
+def _too_deep(path: str) -> Diagnostic:
+    return Diagnostic(
+        "E108",
+        "this file nests too deeply to read (a condition or block inside hundreds of others)",
+        path,
+        hint="split long conditions into several `when` blocks",
+    )
 
 
 def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagnostic]]:
@@ -681,7 +700,9 @@ def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagno
         return None, diags
     try:
         decls = _Builder(path).transform(tree)
-    except VisitError as exc:  # pragma: no cover - a bug in the builder, not bad input
+    except (RecursionError, VisitError) as exc:
+        if isinstance(exc, RecursionError) or isinstance(exc.orig_exc, RecursionError):
+            return None, [_too_deep(path)]  # pragma: no cover - a bug in the builder, not bad input
         raise PricingError(
             Diagnostic(
                 "E000",

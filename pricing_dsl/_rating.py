@@ -33,7 +33,7 @@ from ._terms import (
     Sourced,
     TermKey,
 )
-from ._usage import Period, Usage
+from ._usage import FIRST_YEAR, LAST_YEAR, Period, Usage
 
 __all__ = ["issue_invoice", "rate"]
 
@@ -582,6 +582,14 @@ def issue_invoice(c: ResolvedContract, issue_date: date, usage: Usage, catalog: 
     Fixed fees are billed in advance for M+1, at the terms in force for M+1;
     usage is billed in arrears for M, at the terms in force for M.
     """
+    if not FIRST_YEAR < issue_date.year < LAST_YEAR:
+        raise PricingError(
+            Diagnostic(
+                "E304",
+                f"{issue_date} is outside the dates that can be invoiced "
+                f"({FIRST_YEAR + 1} to {LAST_YEAR - 1})",
+            )
+        )
     if issue_date.day != 1:
         raise PricingError(
             Diagnostic(

@@ -120,6 +120,14 @@ class Ruleset:
 def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
+        if not isinstance(p, (str, os.PathLike)) or not str(p):
+            raise PricingError(
+                Diagnostic(
+                    "E001",
+                    f"not a file or directory name: {p!r}",
+                    hint="give .pricing files or directories that hold them",
+                )
+            )
         path = Path(p)
         if path.is_dir():
             found = sorted(q for q in path.rglob("*.pricing") if q.is_file())
@@ -130,6 +138,15 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             out.extend(found)
         elif path.is_file():
             out.append(path)
+        elif path.exists():
+            raise PricingError(
+                Diagnostic(
+                    "E001",
+                    "this is not a regular file",
+                    str(path),
+                    hint="give .pricing files or directories that hold them",
+                )
+            )
         else:
             raise PricingError(
                 Diagnostic(
@@ -139,12 +156,16 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                     hint="give .pricing files or directories that hold them",
                 )
             )
-    return out
+    # The same file named twice (a folder and a file in it) is read once.
+    unique: dict[Path, Path] = {}
+    for path in out:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
 
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text("utf-8")
+        return path.read_text("utf-8-sig")  # -sig: a byte-order mark is not content
     except UnicodeDecodeError as exc:
         raise PricingError(
             Diagnostic("E002", f"this file is not UTF-8 text (byte {exc.start})", str(path))
@@ -191,7 +212,19 @@ def _build(
     sources: Sequence[tuple[str, str]], warnings: bool = False
 ) -> tuple[Ruleset | None, list[Diagnostic]]:
     with _no_gc_pauses():
-        return _build_unpaused(sources, warnings)
+        try:
+            return _build_unpaused(sources, warnings)
+        except RecursionError:
+            # Hundreds of nested conditions or `extends` levels: say so plainly.
+            return None, [
+                Diagnostic(
+                    "E108",
+                    "the ruleset nests too deeply to check (conditions, blocks or `extends` "
+                    "chains hundreds of levels deep)",
+                    sources[0][0] if sources else "",
+                    hint="split long conditions, and keep `extends` chains short",
+                )
+            ]
 
 
 def _build_unpaused(

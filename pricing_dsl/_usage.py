@@ -30,12 +30,23 @@ from ._terms import BUILTIN_METERS, MeterInfo
 __all__ = ["Period", "Usage", "load_usage_file", "parse_usage_text", "usage_schema"]
 
 
+FIRST_YEAR = 1900
+LAST_YEAR = 9000
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
     """A billing period, ``start`` to ``end`` inclusive."""
 
     start: date
     end: date
+
+    def __post_init__(self) -> None:
+        # Calendar arithmetic near date.min/date.max overflows; no bill is
+        # that far away, so periods are kept to years FIRST_YEAR..LAST_YEAR.
+        for d in (self.start, self.end):
+            if not FIRST_YEAR <= d.year <= LAST_YEAR:
+                raise ValueError(f"{d.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
 
     @staticmethod
     def month(year: int, month: int) -> Period:
@@ -167,8 +178,15 @@ def _validator(custom: tuple[str, ...]) -> Any:
 # ---------------------------------------------------------------- validation
 
 
-def _plain(value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any]) -> Any:
-    """Refuse values that cannot be exact numbers; convert exact floats to Decimal."""
+def _plain(
+    value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any], depth: int = 0
+) -> Any:
+    """Refuse values that cannot be exact numbers; convert exact floats to Decimal.
+
+    Only the top level and one level below (a `period` mapping) mean anything;
+    deeper values are left for the schema to refuse, never walked, so a YAML
+    alias bomb costs nothing.
+    """
     if isinstance(value, bool):
         diag.append(_bad(key, f"`{key}` is {str(value).lower()}, not a number", where))
         return None
@@ -195,8 +213,8 @@ def _plain(value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any]) 
         return value.to_json()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, f"{key}.{k}", diag, where) for k, v in value.items()}
+    if isinstance(value, Mapping) and depth == 0:
+        return {str(k): _plain(v, f"{key}.{k}", diag, where, 1) for k, v in value.items()}
     return value
 
 
@@ -277,13 +295,44 @@ def _validate(
     values: dict[str, Decimal] = {}
     for m in meters:
         if m.usage_key in clean:
-            values[m.usage_key] = _to_decimal(clean[m.usage_key])
+            value = _to_decimal(clean[m.usage_key])
+            if not within_limits(value):
+                diags.append(
+                    _bad(
+                        m.usage_key,
+                        f"`{m.usage_key}` is too large or too finely divided ({_show(value)})",
+                        where,
+                        hint=f"usage values must be below {LIMIT_TEXT} with at most "
+                        f"{MAX_PLACES} decimal places",
+                    )
+                )
+            values[m.usage_key] = value
+    if diags:
+        raise PricingError(diags)
     return Usage(
         MappingProxyType(values),
         period,
         clean.get("contract"),
         clean.get("account"),
         source,
+    )
+
+
+# Bounds that keep every product of a usage value and a price exact in the
+# rating context (100 digits): far beyond any real bill, far below trouble.
+LIMIT = Decimal(10) ** 15
+LIMIT_TEXT = "1,000,000,000,000,000"
+MAX_PLACES = 9
+
+
+def within_limits(value: Decimal) -> bool:
+    """A usage quantity or price small enough, and coarse enough, to rate exactly."""
+    exponent = value.as_tuple().exponent
+    return (
+        value.is_finite()
+        and abs(value) < LIMIT
+        and isinstance(exponent, int)
+        and exponent >= -MAX_PLACES
     )
 
 
@@ -354,6 +403,10 @@ def _yaml_mapping(loader: _ExactLoader, node: yaml.MappingNode) -> dict[Any, Any
     out: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, (str, int)) or isinstance(key, bool):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name such as `mau`", key_node.start_mark
+            )
         if key in out:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
@@ -392,6 +445,10 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         ) from None
     except yaml.YAMLError as exc:
         raise PricingError(Diagnostic("E400", f"this is not valid YAML: {exc}", source)) from None
+    except RecursionError:
+        raise PricingError(
+            Diagnostic("E400", "this usage file is nested too deeply", source)
+        ) from None
     except (ValueError, ArithmeticError) as exc:
         # A value YAML recognises but cannot build, such as the date 2026-02-30.
         raise PricingError(
@@ -428,6 +485,10 @@ def _read_json(text: str, source: str) -> Any:
         ) from None
     except ValueError as exc:
         raise PricingError(Diagnostic("E400", f"this is not valid usage: {exc}", source)) from None
+    except RecursionError:
+        raise PricingError(
+            Diagnostic("E400", "this usage file is nested too deeply", source)
+        ) from None
 
 
 def parse_usage_text(
@@ -449,9 +510,19 @@ def load_usage_file(path: str, meters: Iterable[MeterInfo] = BUILTIN_METERS) -> 
     import sys
 
     if path == "-":
-        return parse_usage_text(sys.stdin.read(), "<stdin>", meters)
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise PricingError(
+                Diagnostic(
+                    "E402", f"standard input is not UTF-8 text (byte {exc.start})", "<stdin>"
+                )
+            ) from None
+        return parse_usage_text(text.removeprefix("\ufeff"), "<stdin>", meters)
+    if not path:
+        raise PricingError(Diagnostic("E402", "the usage file name is empty", "--usage"))
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # -sig: a BOM is not content
             text = fh.read()
     except FileNotFoundError:
         raise PricingError(Diagnostic("E402", "usage file not found", path)) from None
