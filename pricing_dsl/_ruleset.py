@@ -59,6 +59,14 @@ class Ruleset:
 
     def contract(self, contract_id: str) -> ResolvedContract:
         """The resolved terms of a plan or contract; PricingError if it does not exist."""
+        if not isinstance(contract_id, str):
+            raise PricingError(
+                Diagnostic(
+                    "E301",
+                    f"a contract id is text, not {type(contract_id).__name__}",
+                    key="contract",
+                )
+            )
         found = self.contracts.get(contract_id)
         if found is None:
             known = ", ".join(self.contract_ids) or "none"
@@ -87,7 +95,7 @@ class Ruleset:
         the compiled fast path; everything else, and every error, goes
         through the reference interpreter.
         """
-        if type(usage) is dict:
+        if type(usage) is dict and type(contract_id) is str:
             compiled = self._compiled.get(contract_id)
             if compiled is None and contract_id in self.contracts:
                 compiled = self._compiled.setdefault(
@@ -103,11 +111,23 @@ class Ruleset:
         """Rate with the reference interpreter only (the fast path's yardstick)."""
         return rate(self.contract(contract_id), self.usage(usage), self._catalog)
 
-    def invoice(self, contract_id: str, issue_date: date, usage: UsageLike) -> Invoice:
+    def invoice(self, contract_id: str, issue_date: date | str, usage: UsageLike) -> Invoice:
         """The invoice issued on ``issue_date`` (the 1st of month M+1).
 
         It bills fixed fees in advance for M+1 and ``usage`` (of month M) in arrears.
+        ``issue_date`` is a ``date`` or an ISO date string.
         """
+        if isinstance(issue_date, str):
+            try:
+                issue_date = date.fromisoformat(issue_date)
+            except ValueError:
+                raise PricingError(
+                    Diagnostic("E304", f"`{issue_date}` is not a date (YYYY-MM-DD)")
+                ) from None
+        if not isinstance(issue_date, date):
+            raise PricingError(
+                Diagnostic("E304", f"the issue date must be a date, not {issue_date!r}")
+            )
         return issue_invoice(
             self.contract(contract_id), issue_date, self.usage(usage), self._catalog
         )

@@ -11,11 +11,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from ._decimal import CONTEXT
 from ._errors import Diagnostic, PricingError
 from ._export import export
 from ._invoice import Invoice, decimal_text
 from ._ruleset import Ruleset, load
-from ._usage import Usage, load_usage_file, parse_usage_text
+from ._usage import Usage, load_usage_file, parse_usage_text, within_limits
 
 __all__ = ["diff", "load_git_revision", "quote", "usage_records"]
 
@@ -39,6 +40,9 @@ def usage_records(source: str, rules: Ruleset) -> Iterator[Usage]:
         return
     if not path.is_file():
         raise PricingError(Diagnostic("E402", "usage file not found", source))
+    if path.suffix in (".yaml", ".yml", ".json"):
+        yield load_usage_file(source, rules.meters)  # one record
+        return
     for n, line in enumerate(path.read_text("utf-8").splitlines(), 1):
         if line.strip():
             yield parse_usage_text(line, f"{source}:{n}", rules.meters)
@@ -272,13 +276,15 @@ def quote_points(
         raise ValueError(f"--vary needs a range such as mau=0..100000, not {rng!r}") from None
     if not (lo.is_finite() and hi.is_finite() and inc.is_finite()) or hi < lo or inc <= 0:
         raise ValueError("--vary needs LOW..HIGH with LOW <= HIGH, and a positive --step")
-    if (hi - lo) / inc > 100_000:
+    if not all(within_limits(x) for x in (lo, hi, inc)):
+        raise ValueError("--vary and --step need numbers below 10^15 with at most 9 decimals")
+    if CONTEXT.divide(hi - lo, inc) > 100_000:
         raise ValueError("that range has more than 100000 steps; use a larger --step")
     points = []
     v = lo
     while v <= hi:
         points.append(v)
-        v += inc
+        v = CONTEXT.add(v, inc)  # exact: the default 28-digit context could stall here
     if points[-1] != hi:
         points.append(hi)
     return name, points
@@ -354,8 +360,14 @@ def plot(result: dict[str, Any], path: str) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, format="svg")
-    plt.close(fig)
+    try:
+        fig.savefig(path, format="svg")
+    except OSError as exc:
+        raise PricingError(
+            Diagnostic("E405", f"cannot write the plot: {exc.strerror or exc}", path)
+        ) from None
+    finally:
+        plt.close(fig)
 
 
 def dumps(data: Any) -> str:
