@@ -149,3 +149,117 @@ def test_a_period_object_is_accepted_in_a_usage_mapping() -> None:
     rules = pricing_dsl.loads(PLAN)
     inv = rules.rate("p", {"period": pricing_dsl.Period.month(2026, 8), "mau": 1001})
     assert str(inv.period) == "2026-08" and inv.total == Decimal("100.10")
+
+
+# ---------------------------------------------------------------- adversarial
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once() -> None:
+    lines = ["a0: &a0 {x: 1, y: 1}"]
+    lines += [f"a{i}: &a{i} {{x: *a{i - 1}, y: *a{i - 1}}}" for i in range(1, 40)]
+    with pytest.raises(pricing_dsl.PricingError) as info:
+        parse_usage_text("\n".join(lines) + "\n", "bomb.yaml")
+    assert info.value.codes[0] == "E401"
+    assert "unknown usage key `a0`" in info.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"mau": 10**99},
+        {"voice_minutes": Decimal("1e400")},
+        {"voice_minutes": Decimal("0.0000000001")},
+    ],
+)
+def test_numbers_beyond_the_limits_are_refused_by_both_engines(record: dict[str, object]) -> None:
+    rules = pricing_dsl.load("rulesets")
+    for rate in (rules.rate, rules.rate_reference):
+        with pytest.raises(pricing_dsl.PricingError) as info:
+            rate("starter", dict(record))
+        assert info.value.codes == ["E401"]
+
+
+def test_a_ruleset_price_beyond_the_limits_is_refused() -> None:
+    text = "currency USD\nplan p {\n  mau included 1\n  base " + "9" * 99 + " per month\n}\n"
+    assert codes(text) == [("E225", 4, 8)]
+
+
+@pytest.mark.parametrize(
+    "text", ["mau: 5\x07\n", "mau: 5\x00\n", "[mau]: 1\n", "? {a: 1}\n: 5\n", "mau: " + "[" * 3000]
+)
+def test_hostile_usage_text_gives_e400(text: str) -> None:
+    with pytest.raises(pricing_dsl.PricingError) as info:
+        parse_usage_text(text, "u.yaml")
+    assert info.value.codes == ["E400"]
+
+
+def test_deep_json_nesting_gives_e400() -> None:
+    with pytest.raises(pricing_dsl.PricingError) as info:
+        parse_usage_text("[" * 100_000 + "]" * 100_000, "u.json")
+    assert info.value.codes == ["E400"]
+
+
+def test_a_deeply_nested_condition_gives_e108() -> None:
+    cond = " and ".join(["mau > 1"] * 1500)
+    text = PLAN + f'contract c "C" extends p {{\n  when {cond} {{\n    base 1 per month\n  }}\n}}\n'
+    assert [c for c, _, _ in codes(text)] == ["E108"]
+
+
+@pytest.mark.parametrize("period", ["9999-12", "0000-01", "1899-12"])
+def test_periods_far_from_now_are_refused_by_both_engines(period: str) -> None:
+    rules = pricing_dsl.load("rulesets")
+    for rate in (rules.rate, rules.rate_reference):
+        with pytest.raises(pricing_dsl.PricingError) as info:
+            rate("starter", {"period": period})
+        assert info.value.codes == ["E401"]
+
+
+@pytest.mark.parametrize("when", [date(9999, 12, 1), date(1, 1, 1), "9999-12-15"])
+def test_issue_dates_far_from_now_are_refused(when: object) -> None:
+    rules = pricing_dsl.load("rulesets")
+    with pytest.raises(pricing_dsl.PricingError) as info:
+        rules.invoice("starter", when, {})  # type: ignore[arg-type]
+    assert info.value.codes == ["E304"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [{"period": None}, {"account": None}, {"contract": None}, {"sms": None}, {"mau": None}],
+)
+def test_explicit_none_is_refused_by_both_engines(record: dict[str, object]) -> None:
+    rules = pricing_dsl.load("rulesets")
+    for rate in (rules.rate, rules.rate_reference):
+        with pytest.raises(pricing_dsl.PricingError) as info:
+            rate("starter", dict(record))
+        assert info.value.codes == ["E401"]
+
+
+def test_negative_zero_rates_as_zero() -> None:
+    rules = pricing_dsl.load("rulesets")
+    inv = rules.rate("starter", {"voice_minutes": Decimal("-0")})
+    assert str(inv.amounts["voice"]) == "0.00"
+
+
+def test_api_type_slips_are_pricing_errors() -> None:
+    rules = pricing_dsl.load("rulesets")
+    with pytest.raises(pricing_dsl.PricingError):
+        rules.rate(None, {})  # type: ignore[arg-type]
+    assert rules.invoice("starter", "2026-09-01", {}).total == Decimal("99.00")
+
+
+def test_an_unclosed_string_says_so() -> None:
+    assert codes('currency USD\naddon x "abc 5 per month\n') == [("E107", 2, 9)]
+
+
+def test_a_brace_inside_a_string_does_not_confuse_recovery() -> None:
+    assert codes('currency USD\naddon x "a{b" 5 per\n') == [("E100", 2, 20)]
+
+
+def test_a_byte_order_mark_is_not_content(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "bom.pricing"
+    path.write_bytes("\ufeff".encode() + PLAN.encode())
+    assert pricing_dsl.load(path).contract_ids == ["p"]
+    # Named twice, directly and through its folder: read once.
+    assert pricing_dsl.load(path, path.parent).contract_ids == ["p"]

@@ -1,0 +1,430 @@
+"""Usage input: exact numbers, strict values, and errors that name the file and key."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pricing_dsl
+from pricing_dsl import Period, PricingError, Usage
+from pricing_dsl._usage import load_usage_file, parse_usage_text
+
+RULES = """currency USD
+meter sms "SMS" unit message
+plan p "P" {
+  mau included 100 overage 0.10 per user
+  voice 0.001 per minute
+  sms 0.01 per message
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def rules() -> pricing_dsl.Ruleset:
+    return pricing_dsl.loads(RULES, "r.pricing")
+
+
+def _error(call: Any) -> list[pricing_dsl.Diagnostic]:
+    with pytest.raises(PricingError) as info:
+        call()
+    return list(info.value.diagnostics)
+
+
+def _one(call: Any) -> pricing_dsl.Diagnostic:
+    diags = _error(call)
+    assert len(diags) == 1, [d.render() for d in diags]
+    return diags[0]
+
+
+# ------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "value"),
+    [
+        ("mau", "26250", Decimal("26250")),
+        ("peak_connections", "0", Decimal(0)),
+        ("voice_minutes", "96500.5", Decimal("96500.5")),
+        ("video_minutes", "0.10", Decimal("0.10")),
+    ],
+)
+def test_decimal_strings_are_read_exactly(key: str, text: str, value: Decimal) -> None:
+    usage = Usage.from_mapping({key: text})
+    assert usage.values[key] == value
+    assert str(usage.values[key]) == text  # the very digits given, no float in between
+
+
+def test_a_missing_meter_counts_zero(rules: pricing_dsl.Ruleset) -> None:
+    usage = Usage.from_mapping({"mau": 5})
+    assert usage.get("voice_minutes") == 0
+    assert usage.get("video_minutes") == 0
+    assert "voice_minutes" not in usage.values
+    inv = rules.rate("p", {"mau": 150})
+    # 50 x 0.10 = 5.00; everything else missing -> 0.00 lines
+    assert {c: str(a) for c, a in inv.amounts.items()} == {
+        "mau_overage": "5.00",
+        "concurrency_overage": "0.00",
+        "voice": "0.00",
+        "video": "0.00",
+        "sms": "0.00",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("mau", -1),
+        ("mau", 10.5),
+        ("mau", Decimal("10.5")),
+        ("mau", "10.5"),
+        ("mau", "1000.0"),
+        ("mau", "-5"),
+        ("mau", " 5"),
+        ("mau", "1_000"),
+        ("mau", "1e3"),
+        ("mau", ""),
+        ("mau", None),
+        ("mau", [1]),
+        ("mau", {"a": 1}),
+        ("peak_connections", -3),
+        ("peak_connections", 2.5),
+        ("voice_minutes", -0.5),
+        ("voice_minutes", "-1"),
+        ("video_minutes", "1,000"),
+        ("sms", -1),
+    ],
+)
+def test_bad_values_are_refused_naming_the_key(
+    rules: pricing_dsl.Ruleset, key: str, value: object
+) -> None:
+    for call in (
+        lambda: Usage.from_mapping({key: value}, meters=rules.meters),
+        lambda: rules.rate("p", {key: value}),  # the compiled fast path
+        lambda: rules.rate_reference("p", {key: value}),
+    ):
+        d = _one(call)
+        assert d.code == "E401"
+        assert d.key == key
+        assert f"`{key}`" in d.message
+
+
+def test_whole_valued_numbers_are_whole(rules: pricing_dsl.Ruleset) -> None:
+    assert Usage.from_mapping({"mau": 26250.0}).values["mau"] == 26250
+    assert Usage.from_mapping({"mau": Decimal("26250.00")}).values["mau"] == 26250
+    # 100 included, 26150 x 0.10
+    assert rules.rate("p", {"mau": 26250.0}).amounts["mau_overage"] == Decimal("2615.00")
+
+
+def test_fractional_users_say_whole_number() -> None:
+    d = _one(lambda: Usage.from_mapping({"mau": Decimal("10.5")}))
+    assert "whole number of users" in d.message and "10.5" in d.message
+
+
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), float("-inf"), Decimal("NaN"), Decimal("Infinity")]
+)
+def test_nan_and_infinity_are_refused(rules: pricing_dsl.Ruleset, value: object) -> None:
+    for call in (
+        lambda: Usage.from_mapping({"voice_minutes": value}),
+        lambda: rules.rate("p", {"voice_minutes": value}),
+    ):
+        d = _one(call)
+        assert d.code == "E401" and d.key == "voice_minutes"
+        assert "finite number" in d.message
+
+
+@pytest.mark.parametrize("value", [True, False])
+@pytest.mark.parametrize("key", ["mau", "voice_minutes", "sms"])
+def test_booleans_are_not_numbers(rules: pricing_dsl.Ruleset, key: str, value: bool) -> None:
+    # bool is an int in Python; it must not slip through as 1 or 0.
+    for call in (
+        lambda: Usage.from_mapping({key: value}, meters=rules.meters),
+        lambda: rules.rate("p", {key: value}),
+    ):
+        d = _one(call)
+        assert d.code == "E401" and d.key == key
+        assert f"is {str(value).lower()}, not a number" in d.message
+
+
+@pytest.mark.parametrize("value", [0.1, 0.2, 1.1, 96500.3])
+def test_lossy_floats_are_refused(rules: pricing_dsl.Ruleset, value: float) -> None:
+    for call in (
+        lambda: Usage.from_mapping({"voice_minutes": value}),
+        lambda: rules.rate("p", {"voice_minutes": value}),
+    ):
+        d = _one(call)
+        assert d.code == "E401" and d.key == "voice_minutes"
+        assert "binary float" in d.message
+        assert d.hint is not None and "Decimal" in d.hint
+
+
+@pytest.mark.parametrize(
+    ("value", "exact"), [(0.5, "0.5"), (96500.5, "96500.5"), (0.25, "0.25"), (3.0, "3.0")]
+)
+def test_exact_floats_are_accepted(rules: pricing_dsl.Ruleset, value: float, exact: str) -> None:
+    assert Usage.from_mapping({"voice_minutes": value}).values["voice_minutes"] == Decimal(exact)
+    # voice_minutes x 0.001, rounded half up
+    want = (Decimal(exact) * Decimal("0.001")).quantize(Decimal("0.01"))
+    assert rules.rate("p", {"voice_minutes": value}).amounts["voice"] == want
+
+
+def test_unknown_key_suggests_the_closest(rules: pricing_dsl.Ruleset) -> None:
+    d = _one(lambda: Usage.from_mapping({"voice_minute": 3}))
+    assert d.code == "E401" and d.key == "voice_minute"
+    assert "unknown usage key `voice_minute`; did you mean `voice_minutes`?" in d.message
+    assert d.hint is not None and "mau" in d.hint and "video_minutes" in d.hint
+
+
+def test_custom_meters_are_keys_only_where_declared(rules: pricing_dsl.Ruleset) -> None:
+    d = _one(lambda: Usage.from_mapping({"sms": 3}))  # built-in meters only
+    assert d.code == "E401" and d.key == "sms"
+    assert Usage.from_mapping({"sms": 3}, meters=rules.meters).values["sms"] == 3
+    d = _one(lambda: rules.rate("p", {"smss": 3}))
+    assert "did you mean `sms`?" in d.message
+    assert d.hint is not None and "sms" in d.hint
+
+
+def test_several_bad_values_are_reported_together() -> None:
+    diags = _error(lambda: Usage.from_mapping({"mau": -1, "peak_connections": 2.5, "x": 1}))
+    assert sorted(d.key or "" for d in diags) == ["mau", "peak_connections", "x"]
+    assert {d.code for d in diags} == {"E401"}
+
+
+def test_account_and_contract_are_text(rules: pricing_dsl.Ruleset) -> None:
+    usage = Usage.from_mapping({"account": "acme-main", "contract": "p"})
+    assert (usage.account, usage.contract) == ("acme-main", "p")
+    assert rules.rate("p", {"account": "acme-main"}).account == "acme-main"
+    for key in ("account", "contract"):
+        d = _one(lambda key=key: Usage.from_mapping({key: ""}))
+        assert d.code == "E401" and d.key == key
+
+
+def test_a_non_mapping_is_refused() -> None:
+    d = _one(lambda: Usage.from_mapping([("mau", 1)]))  # type: ignore[arg-type]
+    assert d.code == "E400"
+
+
+# ------------------------------------------------------------------ periods
+
+
+@pytest.mark.parametrize(
+    ("period", "start", "end"),
+    [
+        ("2026-08", date(2026, 8, 1), date(2026, 8, 31)),
+        ("2028-02", date(2028, 2, 1), date(2028, 2, 29)),
+        ("2027-02", date(2027, 2, 1), date(2027, 2, 28)),
+        ({"start": "2026-08-01", "end": "2026-08-15"}, date(2026, 8, 1), date(2026, 8, 15)),
+        ({"start": "2026-08-15", "end": "2026-08-15"}, date(2026, 8, 15), date(2026, 8, 15)),
+        (Period(date(2026, 8, 3), date(2026, 9, 2)), date(2026, 8, 3), date(2026, 9, 2)),
+        (Period.month(2026, 12), date(2026, 12, 1), date(2026, 12, 31)),
+    ],
+)
+def test_period_forms(period: object, start: date, end: date) -> None:
+    usage = Usage.from_mapping({"period": period})
+    assert usage.period == Period(start, end)
+
+
+@pytest.mark.parametrize(
+    "period",
+    [
+        "2026-13",
+        "2026-00",
+        "2026-8",
+        "2026-08-01",
+        "2026-08-01..2026-08-15",
+        "August 2026",
+        {"start": "2026-08-15", "end": "2026-08-01"},
+        {"start": "2026-08-01"},
+        {"start": "2026-08-01", "end": "2026-08-31", "extra": "x"},
+        {"start": "2026-02-01", "end": "2026-02-30"},
+        202608,
+    ],
+)
+def test_bad_periods_are_refused(period: object) -> None:
+    d = _one(lambda: Usage.from_mapping({"period": period}))
+    assert d.code == "E401" and d.key == "period"
+    assert "period" in d.message
+
+
+def test_a_period_ending_before_it_starts_says_so() -> None:
+    d = _one(lambda: Usage.from_mapping({"period": {"start": "2026-08-15", "end": "2026-08-01"}}))
+    assert "ends before it starts" in d.message
+
+
+# --------------------------------------------------------------- YAML, JSON
+
+
+def test_yaml_numbers_are_exact_decimals() -> None:
+    usage = parse_usage_text(
+        "mau: 26250\nvoice_minutes: 0.1\nvideo_minutes: 96500.5\nsms: 0.3\n",
+        "u.yaml",
+        pricing_dsl.loads(RULES).meters,
+    )
+    assert usage.values == {
+        "mau": Decimal(26250),
+        "voice_minutes": Decimal("0.1"),
+        "video_minutes": Decimal("96500.5"),
+        "sms": Decimal("0.3"),
+    }
+    assert all(type(v) is Decimal for v in usage.values.values())
+    assert str(usage.values["voice_minutes"]) == "0.1"
+
+
+def test_json_numbers_are_exact_decimals() -> None:
+    usage = parse_usage_text(
+        '{"mau": 26250, "voice_minutes": 0.1, "video_minutes": 96500.5}', "u.json"
+    )
+    assert usage.values == {
+        "mau": Decimal(26250),
+        "voice_minutes": Decimal("0.1"),
+        "video_minutes": Decimal("96500.5"),
+    }
+    assert all(type(v) is Decimal for v in usage.values.values())
+
+
+def test_json_is_recognised_without_a_json_name() -> None:
+    usage = parse_usage_text('  {"period": "2026-08", "mau": 7}', "<stdin>")
+    assert usage.values == {"mau": 7} and str(usage.period) == "2026-08"
+
+
+@pytest.mark.parametrize(
+    ("text", "source"),
+    [("mau: 5\nperiod: 2026-08\nmau: 6\n", "d.yaml"), ('{"mau": 5, "mau": 6}', "d.json")],
+)
+def test_duplicate_keys_are_refused(text: str, source: str) -> None:
+    d = _one(lambda: parse_usage_text(text, source))
+    assert d.code == "E400"
+    assert "the key `mau` appears twice" in d.message
+    assert d.path == source
+    if source.endswith(".yaml"):
+        assert d.line == 3  # the second `mau`
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "words"),
+    [
+        ("voice_minutes: .nan\n", "n.yaml", "finite number"),
+        ("voice_minutes: .inf\n", "n.yaml", "finite number"),
+        ('{"voice_minutes": NaN}', "n.json", "NaN is not a number"),
+        ('{"voice_minutes": Infinity}', "n.json", "Infinity is not a number"),
+        ('{"voice_minutes": -Infinity}', "n.json", "Infinity is not a number"),
+    ],
+)
+def test_nan_and_infinity_in_files(text: str, source: str, words: str) -> None:
+    d = _one(lambda: parse_usage_text(text, source))
+    assert d.code in ("E400", "E401")
+    assert words in d.message and d.path == source
+
+
+@pytest.mark.parametrize(
+    ("text", "source"),
+    [
+        ("mau: true\n", "b.yaml"),
+        ("mau: yes\n", "b.yaml"),  # YAML 1.1: yes is a boolean
+        ("mau: off\n", "b.yaml"),
+        ('{"mau": true}', "b.json"),
+        ('{"mau": false}', "b.json"),
+    ],
+)
+def test_booleans_in_files(text: str, source: str) -> None:
+    d = _one(lambda: parse_usage_text(text, source))
+    assert d.code == "E401" and d.key == "mau"
+    assert "not a number" in d.message
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "words"),
+    [
+        ("", "e.yaml", "empty"),
+        ("# only a comment\n", "e.yaml", "empty"),
+        ("- mau: 1\n", "l.yaml", "mapping"),
+        ('[{"mau": 1}]', "l.json", "mapping"),
+        ("mau: [1\n", "i.yaml", "not valid YAML"),
+        ('{"mau": 1,}', "i.json", "not valid JSON"),
+    ],
+)
+def test_files_that_are_not_usage(text: str, source: str, words: str) -> None:
+    d = _one(lambda: parse_usage_text(text, source))
+    assert d.code == "E400"
+    assert words in d.message and d.path == source
+
+
+def test_yaml_errors_carry_file_key_and_line() -> None:
+    text = "# August\nperiod: 2026-08\n\nmau: 10.5\nvoice_minute: 3\n"
+    diags = _error(lambda: parse_usage_text(text, "usage/acme.yaml"))
+    found = {(d.key, d.line, d.column) for d in diags}
+    assert found == {("mau", 4, 1), ("voice_minute", 5, 1)}
+    for d in diags:
+        assert d.code == "E401" and d.path == "usage/acme.yaml"
+        assert d.render().startswith(f"usage/acme.yaml:{d.line}:1: error[E401]: ")
+
+
+def test_json_errors_carry_file_and_key() -> None:
+    d = _one(lambda: parse_usage_text('{"mau": -2}', "usage/acme.json"))
+    assert (d.code, d.path, d.key) == ("E401", "usage/acme.json", "mau")
+    assert d.render().startswith("usage/acme.json: mau: error[E401]: ")
+
+
+def test_invalid_json_gives_its_position() -> None:
+    d = _one(lambda: parse_usage_text('{\n  "mau": 1,\n}', "p.json"))
+    assert (d.code, d.line) == ("E400", 3)
+
+
+def test_usage_files_are_loaded_by_name(tmp_path: Path, rules: pricing_dsl.Ruleset) -> None:
+    good = tmp_path / "u.yml"
+    good.write_text("period: 2026-08\nmau: 150\nsms: 1000\n")
+    usage = load_usage_file(str(good), rules.meters)
+    assert usage.source == str(good)
+    # 50 x 0.10 = 5.00; 1000 x 0.01 = 10.00
+    assert rules.rate("p", usage).total == Decimal("15.00")
+    d = _one(lambda: load_usage_file(str(tmp_path / "missing.yaml")))
+    assert d.code == "E402" and d.path.endswith("missing.yaml")
+    d = _one(lambda: load_usage_file(str(tmp_path)))
+    assert d.code == "E402"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mau: 1\nmau: 2\n")
+    d = _one(lambda: load_usage_file(str(bad)))
+    assert (d.code, d.path, d.line) == ("E400", str(bad), 2)
+
+
+@pytest.mark.parametrize(
+    "text", ["mau: 010\n", "mau: 0x10\n", "peak_connections: 1:30\n", "voice_minutes: 1e3\n"]
+)
+def test_yaml_numbers_that_are_not_plain_decimals(text: str) -> None:
+    d = _one(lambda: parse_usage_text(text, "q.yaml"))
+    assert d.code in ("E400", "E401")
+
+
+@pytest.mark.parametrize("text", ["mau: 1\x00\n", "mau: 1\x07\n", "\x00", "mau: 1\ufffe\n"])
+def test_control_characters_in_yaml_are_refused(text: str) -> None:
+    d = _one(lambda: parse_usage_text(text, "c.yaml"))
+    assert (d.code, d.path) == ("E400", "c.yaml")
+    assert "not valid YAML" in d.message
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [{"voice_minutes": "9" * 120}, {"mau": int("9" * 120)}, {"period": "0000-01"}],
+    ids=["voice-120-digits", "mau-120-digits", "year-zero"],
+)
+def test_values_beyond_exact_arithmetic_are_refused(
+    rules: pricing_dsl.Ruleset, usage: dict[str, Any]
+) -> None:
+    # Both engines refuse them with E401 (they once raised InvalidOperation or ValueError,
+    # and the fast path returned an unrounded 1.2E+119 for the huge `mau`).
+    for call in (lambda: rules.rate("p", dict(usage)), lambda: rules.rate_reference("p", usage)):
+        d = _one(call)
+        assert d.code == "E401" and d.key == next(iter(usage))
+
+
+def test_a_period_at_the_end_of_the_calendar_does_not_crash(rules: pricing_dsl.Ruleset) -> None:
+    # 9999-12 once overflowed computing the day after 9999-12-31.
+    for rate in (rules.rate, rules.rate_reference):
+        try:
+            rate("p", {"period": "9999-12"})
+        except PricingError as exc:
+            assert exc.codes == ["E401"]
