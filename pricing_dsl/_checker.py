@@ -7,7 +7,7 @@ then decides whether the ruleset is usable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -757,6 +757,7 @@ class _Checker:
                     hint="a plan or contract cannot extend itself, directly or through others",
                 )
                 self.broken.add(name)
+                self.check_body_only(decl)
                 return None
             if pname not in self.decls:
                 if pname not in self.broken:
@@ -765,11 +766,12 @@ class _Checker:
                         f"`{name}` extends `{pname}`, which is not defined"
                         + did_you_mean(pname, self.decls),
                         decl.parent.span,
-                        hint="extend one of: " + ", ".join(sorted(self.decls))
-                        if self.decls
+                        hint="extend one of: " + ", ".join(others)
+                        if (others := sorted(n for n in self.decls if n != name))
                         else "define the plan first",
                     )
                 self.broken.add(name)
+                self.check_body_only(decl)
                 return None
             pdecl = self.decls[pname]
             if decl.kind == "plan" and pdecl.kind == "contract":
@@ -782,16 +784,19 @@ class _Checker:
             parent = self.resolve(pname, (*visiting, name))
             if parent is None:
                 self.broken.add(name)
+                self.check_body_only(decl)
                 return None
         elif decl.kind == "contract":
+            others = sorted(n for n in self.decls if n != name)
             self.error(
                 "E209",
                 f"contract `{name}` must extend a plan or another contract",
                 decl.id.span,
                 hint=f"write `contract {name} extends PLAN {{ … }}`"
-                + (f"; plans and contracts: {', '.join(sorted(self.decls))}" if self.decls else ""),
+                + (f"; plans and contracts: {', '.join(others)}" if others else ""),
             )
             self.broken.add(name)
+            self.check_body_only(decl)
             return None
 
         errors_before = len(self.diags)
@@ -866,6 +871,7 @@ class _Checker:
         layers.extend(whens)
 
         if len(self.diags) > errors_before or currency is None:
+            self.check_adjustment_targets(decl, layers)
             self.broken.add(name)
             return None
         static: dict[TermKey, Sourced[Any]] = {}
@@ -886,10 +892,23 @@ class _Checker:
             uses_period=uses_period,
         )
         self.check_complete(decl, resolved)
-        self.check_adjustment_targets(decl, resolved)
+        self.check_adjustment_targets(decl, resolved.layers)
         self.check_discount_total(decl, resolved)
         self.resolved[name] = resolved
         return resolved
+
+    def check_body_only(self, decl: A.PlanDecl) -> None:
+        """Check a body whose parent failed, so its own independent errors still show."""
+        self.current_currency = None
+        for stmt in decl.body:
+            if isinstance(stmt, A.WhenBlock):
+                self.check_expr(stmt.condition)
+                self.block_patch(stmt.body, decl, "when")
+            elif isinstance(stmt, A.FromBlock):
+                self.check_date(stmt.start)
+                self.block_patch(stmt.body, decl, "from")
+            else:
+                self.stmt_patch(stmt, decl, "body")
 
     def block_patch(
         self, body: Iterable[A.Stmt], decl: A.PlanDecl, context: str
@@ -1043,10 +1062,10 @@ class _Checker:
                     "(`usage`, `addons`) add up",
                 )
 
-    def check_adjustment_targets(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+    def check_adjustment_targets(self, decl: A.PlanDecl, layers: Sequence[Layer]) -> None:
         """A discount must name a line that this contract can have."""
         lines = {"addons", "usage"}
-        for layer in c.layers:
+        for layer in layers:
             for key, value in layer.patch.items():
                 if key == ("base",):
                     lines.add("base")
@@ -1055,7 +1074,7 @@ class _Checker:
                 elif key == ("addons",):
                     lines.update(f"addon.{a}" for a in value.value)
         own = decl.span
-        for layer in c.layers:
+        for layer in layers:
             for key, value in layer.patch.items():
                 # Report each clause once, in the block that wrote it.
                 if key[0] != "discount_pct" or value.span.path != own.path:
