@@ -19,11 +19,11 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal, Inexact, Rounded, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 from ._conditions import compiled
-from ._decimal import CONTEXT, ROUNDING
+from ._decimal import CONTEXT, EXACT, ROUNDING
 from ._invoice import Invoice, Line
 from ._rating import (
     Catalog,
@@ -32,7 +32,7 @@ from ._rating import (
     rate,
 )
 from ._terms import AllowanceSpec, RateSpec, ResolvedContract, Sourced, TermKey
-from ._usage import LIMIT, MAX_PLACES, Period, Usage
+from ._usage import LIMIT, Period, Usage
 
 __all__ = ["CompiledContract"]
 
@@ -43,12 +43,9 @@ _MONTH = re.compile(r"\A[0-9]{4}-(0[1-9]|1[0-2])\Z")
 # Products and sums trap Inexact: should a value ever carry more digits than
 # the context holds, the variant gives up (ArithmeticError) and the
 # interpreter reports it, instead of rounding silently.
-_EXACT = CONTEXT.copy()
-_EXACT.traps[Inexact] = True
-_EXACT.traps[Rounded] = True
-_mul = _EXACT.multiply
-_add = _EXACT.add
-_sub = _EXACT.subtract
+_mul = EXACT.multiply
+_add = EXACT.add
+_sub = EXACT.subtract
 _div = CONTEXT.divide
 
 Variant = Callable[[Mapping[str, Any]], tuple[tuple[Decimal, ...], Decimal] | None]
@@ -258,9 +255,6 @@ def _valid(var: str, whole: bool, fail: str, indent: str) -> list[str]:
         # NaN makes the comparison raise; the products below trap Inexact, so a
         # value with too many digits to multiply exactly also falls back.
         f"{indent}  if {var}.is_signed() or not {var} < LIMIT: {fail}",
-        # The interpreter's limit on decimal places, cheaply: quantizing to
-        # that many places changes nothing.
-        f"{indent}  if {var}.quantize(PLACES, None, CONTEXT) != {var}: {fail}",
     ]
     if whole:
         lines.append(f"{indent}  if {var} != {var}.to_integral_value(): {fail}")
@@ -273,8 +267,6 @@ _VALIDATION_NAMES = {
     "ZERO": _ZERO,
     "LIMIT": LIMIT,
     "MISSING": _MISSING,
-    "PLACES": Decimal(1).scaleb(-MAX_PLACES),
-    "CONTEXT": CONTEXT,
 }
 
 

@@ -86,18 +86,9 @@ class Invoice:
     that only needs amounts never pays for the derivation trace.
     """
 
-    __slots__ = (
-        "_account",
-        "_amounts",
-        "_build",
-        "_codes",
-        "_issue_date",
-        "_lines",
-        "_meta",
-        "_period",
-        "_rules_applied",
-        "_total",
-    )
+    # Few slots, packed in tuples: the compiled path builds one invoice per
+    # account, and every attribute set shows up in a billing run.
+    __slots__ = ("_amounts", "_build", "_codes", "_ctx", "_lines", "_meta", "_total")
 
     def __init__(
         self,
@@ -113,14 +104,12 @@ class Invoice:
         rules_applied: tuple[str, ...] = (),
     ) -> None:
         self._meta = (contract, contract_name, currency, minor_units)
-        self._period = period
+        # (period, account, issue date, rules applied)
+        self._ctx: tuple[Any, ...] = (period, account, issue_date, rules_applied)
         self._lines: tuple[Line, ...] | None = lines
         self._codes = tuple(ln.code for ln in lines)
         self._amounts = tuple(ln.amount for ln in lines)
         self._total = total
-        self._account = account
-        self._issue_date = issue_date
-        self._rules_applied = rules_applied
         # (function, *arguments) that builds the lines, for lazily built invoices.
         self._build: tuple[Any, ...] | None = None
 
@@ -138,14 +127,11 @@ class Invoice:
     ) -> Invoice:
         inv = cls.__new__(cls)
         inv._meta = meta
-        inv._period = period
+        inv._ctx = (period, account, None, rules_applied)
         inv._lines = None
         inv._codes = codes
         inv._amounts = amounts
         inv._total = total
-        inv._account = account
-        inv._issue_date = None
-        inv._rules_applied = rules_applied
         inv._build = build
         return inv
 
@@ -153,12 +139,12 @@ class Invoice:
     contract_name = property(lambda self: self._meta[1])
     currency = property(lambda self: self._meta[2], doc="ISO 4217 code.")
     minor_units = property(lambda self: self._meta[3], doc="Digits after the decimal point.")
-    period = property(lambda self: self._period, doc="The rated period, if any.")
+    period = property(lambda self: self._ctx[0], doc="The rated period, if any.")
     total = property(lambda self: self._total, doc="Sum of the rounded line amounts.")
-    account = property(lambda self: self._account)
-    issue_date = property(lambda self: self._issue_date)
+    account = property(lambda self: self._ctx[1])
+    issue_date = property(lambda self: self._ctx[2])
     rules_applied = property(
-        lambda self: self._rules_applied,
+        lambda self: self._ctx[3],
         doc="Labels of the `when` and `from` blocks whose terms applied.",
     )
 
@@ -185,7 +171,7 @@ class Invoice:
     def __repr__(self) -> str:
         return (
             f"Invoice(contract={self.contract!r}, currency={self.currency!r}, "
-            f"period={self._period!s}, total={self._total}, lines={len(self._codes)})"
+            f"period={self.period!s}, total={self._total}, lines={len(self._codes)})"
         )
 
     def __eq__(self, other: object) -> bool:

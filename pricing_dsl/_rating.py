@@ -8,19 +8,22 @@ the currency's minor unit, with the contract's rounding mode.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import (
     ROUND_FLOOR,
     ROUND_HALF_EVEN,
     Decimal,
+    Inexact,
+    Rounded,
     localcontext,
 )
 from typing import Any
 
 from ._conditions import holds
-from ._decimal import CONTEXT, ROUNDING
+from ._decimal import CONTEXT, EXACT, ROUNDING
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line, decimal_text
 from ._terms import (
@@ -115,7 +118,7 @@ def terms_for(
 
 def _round(d: Decimal, c: ResolvedContract, terms: Mapping[TermKey, Sourced[Any]]) -> Decimal:
     mode = terms[("rounding",)].value
-    return d.quantize(_QUANTUM[c.minor_units], rounding=ROUNDING[mode])
+    return d.quantize(_QUANTUM[c.minor_units], ROUNDING[mode], CONTEXT)
 
 
 def _days_in_month(d: date) -> int:
@@ -139,7 +142,7 @@ def _fee_factor(period: Period | None, term: Period | None) -> tuple[Decimal, st
     whole = True
     for month in covered.months():
         dim = _days_in_month(month.start)
-        factor += Decimal(month.days) / Decimal(dim)
+        factor = CONTEXT.add(factor, CONTEXT.divide(Decimal(month.days), Decimal(dim)))
         parts.append(f"{month.days}/{dim}")
         whole &= month.days == dim
     if whole and len(parts) == 1:
@@ -153,14 +156,15 @@ def _allowance_factor(period: Period | None, term: Period | None) -> Decimal:
     covered = period.intersect(term)
     if covered is None:
         return ZERO
-    return Decimal(covered.days) / Decimal(period.days)
+    return CONTEXT.divide(Decimal(covered.days), Decimal(period.days))
 
 
 def _quantity_text(q: Decimal) -> Decimal:
     """Quantities are shown exactly when they terminate, else to six places."""
-    if q == q.quantize(_SIX_PLACES, rounding=ROUND_HALF_EVEN):
-        return q.normalize() if q == q.to_integral_value() else q
-    return q.quantize(_SIX_PLACES, rounding=ROUND_HALF_EVEN)
+    six = q.quantize(_SIX_PLACES, ROUND_HALF_EVEN, CONTEXT)
+    if q == six:
+        return q.normalize(CONTEXT) if q == q.to_integral_value() else q
+    return six
 
 
 # ------------------------------------------------------------------- lines
@@ -181,7 +185,7 @@ def _fee_lines(
     base_lines: list[Line] = []
     base = terms.get(("base",))
     if base is not None:
-        exact = base.value * factor
+        exact = CONTEXT.multiply(base.value, factor)
         base_lines.append(
             Line(
                 "base",
@@ -207,7 +211,7 @@ def _fee_lines(
         override = terms.get(("addon_price", addon_id))
         price = override.value if override is not None else info.price
         sources = (src(listed), src(override) if override else f"{info.span.path}:{info.span.line}")
-        exact = price * factor
+        exact = CONTEXT.multiply(price, factor)
         addon_lines.append(
             Line(
                 f"addon.{addon_id}",
@@ -242,7 +246,7 @@ def _allowance(
         mau_included: Decimal = mau_s.value.value
         note = ""
         if factor != ONE:
-            mau_included = (mau_included * factor).to_integral_value(ROUND_FLOOR)
+            mau_included = CONTEXT.multiply(mau_included, factor).to_integral_value(ROUND_FLOOR)
             note = " (prorated)"
         allowed = (mau_included * spec.value / HUNDRED).to_integral_value(ROUND_FLOOR)
         sources.append(src(mau_s))
@@ -254,7 +258,7 @@ def _allowance(
         )
     included = spec.value
     if factor != ONE:
-        included = (included * factor).to_integral_value(ROUND_FLOOR)
+        included = CONTEXT.multiply(included, factor).to_integral_value(ROUND_FLOOR)
         return included, f"{decimal_text(included)} {meter.unit}s included (prorated)", sources
     return included, f"{decimal_text(included)} {meter.unit}s included", sources
 
@@ -415,7 +419,7 @@ def apply_adjustments(
             exact = -(base * step.value / HUNDRED)
             work: tuple[Any, ...] = (hit,)
         elif step.kind == "fixed":
-            exact = -min(step.value * factor, max(running, ZERO))
+            exact = -min(CONTEXT.multiply(step.value, factor), max(running, ZERO))
             work = (running,)
         elif step.kind == "cap":
             hit = _hit(step.target, codes, kinds)
@@ -425,7 +429,7 @@ def apply_adjustments(
             exact = -min(excess, max(running, ZERO))
             work = (net, excess)
         else:
-            exact = max(ZERO, step.value * factor - running)
+            exact = max(ZERO, CONTEXT.subtract(CONTEXT.multiply(step.value, factor), running))
             work = (running,)
         amount = rnd(exact) + ZERO  # + ZERO turns -0.00 into 0.00
         if step.kind == "pct":
@@ -552,7 +556,7 @@ def _check_in_term(
 
 def rate(c: ResolvedContract, usage: Usage, catalog: Catalog) -> Invoice:
     """All charges of one period: fees, usage and adjustments."""
-    with localcontext(CONTEXT):
+    with localcontext(EXACT), _too_many_digits(usage):
         period = usage.period
         terms, fired = terms_for(c, usage, period, catalog)
         _check_in_term(c, terms, usage, period)
@@ -570,6 +574,22 @@ def rate(c: ResolvedContract, usage: Usage, catalog: Catalog) -> Invoice:
             account=usage.account,
             rules_applied=tuple(fired),
         )
+
+
+@contextmanager
+def _too_many_digits(usage: Usage) -> Iterator[None]:
+    """Turn an inexact product (usage with too many digits) into a plain error."""
+    try:
+        yield
+    except (Inexact, Rounded):
+        raise PricingError(
+            Diagnostic(
+                "E401",
+                "a usage value has too many digits to rate exactly",
+                usage.source,
+                hint="round usage values to a sensible precision, such as 0.001 minute",
+            )
+        ) from None
 
 
 def _month_of(d: date) -> Period:
@@ -612,7 +632,7 @@ def issue_invoice(c: ResolvedContract, issue_date: date, usage: Usage, catalog: 
                 hint=f"give the usage of {usage_period}",
             )
         )
-    with localcontext(CONTEXT):
+    with localcontext(EXACT), _too_many_digits(usage):
         fee_terms, fee_fired = terms_for(c, usage, fee_period, catalog)
         use_terms, use_fired = terms_for(c, usage, usage_period, catalog)
         fee_term = _term(fee_terms)

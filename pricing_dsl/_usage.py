@@ -296,14 +296,13 @@ def _validate(
     for m in meters:
         if m.usage_key in clean:
             value = _to_decimal(clean[m.usage_key])
-            if not within_limits(value):
+            if not within_limits(value, places=None):
                 diags.append(
                     _bad(
                         m.usage_key,
-                        f"`{m.usage_key}` is too large or too finely divided ({_show(value)})",
+                        f"`{m.usage_key}` is too large ({_show(value)})",
                         where,
-                        hint=f"usage values must be below {LIMIT_TEXT} with at most "
-                        f"{MAX_PLACES} decimal places",
+                        hint=f"usage values must be below {LIMIT_TEXT}",
                     )
                 )
             values[m.usage_key] = value
@@ -325,15 +324,16 @@ LIMIT_TEXT = "1,000,000,000,000,000"
 MAX_PLACES = 9
 
 
-def within_limits(value: Decimal) -> bool:
-    """A usage quantity or price small enough, and coarse enough, to rate exactly."""
+def within_limits(value: Decimal, places: int | None = MAX_PLACES) -> bool:
+    """Small enough (and, for ruleset numbers, coarse enough) to rate exactly.
+
+    Usage values are checked for size only (``places=None``): should one
+    carry more digits than rating can multiply exactly, rating says so.
+    """
+    if not value.is_finite() or abs(value) >= LIMIT:
+        return False
     exponent = value.as_tuple().exponent
-    return (
-        value.is_finite()
-        and abs(value) < LIMIT
-        and isinstance(exponent, int)
-        and exponent >= -MAX_PLACES
-    )
+    return places is None or (isinstance(exponent, int) and exponent >= -places)
 
 
 def _to_decimal(v: Any) -> Decimal:

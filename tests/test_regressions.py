@@ -168,7 +168,8 @@ def test_a_yaml_alias_bomb_is_refused_at_once() -> None:
     [
         {"mau": 10**99},
         {"voice_minutes": Decimal("1e400")},
-        {"voice_minutes": Decimal("0.0000000001")},
+        # Fine-grained is fine, but not past what can be multiplied exactly.
+        {"voice_minutes": Decimal("0." + "1" * 120)},
     ],
 )
 def test_numbers_beyond_the_limits_are_refused_by_both_engines(record: dict[str, object]) -> None:
@@ -177,6 +178,14 @@ def test_numbers_beyond_the_limits_are_refused_by_both_engines(record: dict[str,
         with pytest.raises(pricing_dsl.PricingError) as info:
             rate("starter", dict(record))
         assert info.value.codes == ["E401"]
+
+
+def test_fine_grained_usage_rates_exactly_in_both_engines() -> None:
+    rules = pricing_dsl.load("rulesets")
+    record = {"voice_minutes": Decimal("1234.0000000001")}
+    # 1234.0000000001 x 0.001 = 1.2340000000001 -> 1.23
+    assert rules.rate("starter", dict(record)).amounts["voice"] == Decimal("1.23")
+    assert rules.rate_reference("starter", dict(record)).amounts["voice"] == Decimal("1.23")
 
 
 def test_a_ruleset_price_beyond_the_limits_is_refused() -> None:
