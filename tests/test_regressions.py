@@ -154,6 +154,15 @@ def test_a_period_object_is_accepted_in_a_usage_mapping() -> None:
 # ---------------------------------------------------------------- adversarial
 
 
+def assert_both_engines_refuse(record: dict[str, object], code: str) -> None:
+    """The compiled path and the interpreter refuse the usage with the same code."""
+    rules = pricing_dsl.load("rulesets")
+    for rate in (rules.rate, rules.rate_reference):
+        with pytest.raises(pricing_dsl.PricingError) as info:
+            rate("starter", dict(record))
+        assert info.value.codes == [code]
+
+
 def test_a_yaml_alias_bomb_is_refused_at_once() -> None:
     lines = ["a0: &a0 {x: 1, y: 1}"]
     lines += [f"a{i}: &a{i} {{x: *a{i - 1}, y: *a{i - 1}}}" for i in range(1, 40)]
@@ -173,11 +182,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once() -> None:
     ],
 )
 def test_numbers_beyond_the_limits_are_refused_by_both_engines(record: dict[str, object]) -> None:
-    rules = pricing_dsl.load("rulesets")
-    for rate in (rules.rate, rules.rate_reference):
-        with pytest.raises(pricing_dsl.PricingError) as info:
-            rate("starter", dict(record))
-        assert info.value.codes == ["E401"]
+    assert_both_engines_refuse(record, "E401")
 
 
 def test_fine_grained_usage_rates_exactly_in_both_engines() -> None:
@@ -216,11 +221,7 @@ def test_a_deeply_nested_condition_gives_e108() -> None:
 
 @pytest.mark.parametrize("period", ["9999-12", "0000-01", "1899-12"])
 def test_periods_far_from_now_are_refused_by_both_engines(period: str) -> None:
-    rules = pricing_dsl.load("rulesets")
-    for rate in (rules.rate, rules.rate_reference):
-        with pytest.raises(pricing_dsl.PricingError) as info:
-            rate("starter", {"period": period})
-        assert info.value.codes == ["E401"]
+    assert_both_engines_refuse({"period": period}, "E401")
 
 
 @pytest.mark.parametrize("when", [date(9999, 12, 1), date(1, 1, 1), "9999-12-15"])
@@ -236,11 +237,7 @@ def test_issue_dates_far_from_now_are_refused(when: object) -> None:
     [{"period": None}, {"account": None}, {"contract": None}, {"sms": None}, {"mau": None}],
 )
 def test_explicit_none_is_refused_by_both_engines(record: dict[str, object]) -> None:
-    rules = pricing_dsl.load("rulesets")
-    for rate in (rules.rate, rules.rate_reference):
-        with pytest.raises(pricing_dsl.PricingError) as info:
-            rate("starter", dict(record))
-        assert info.value.codes == ["E401"]
+    assert_both_engines_refuse(record, "E401")
 
 
 def test_negative_zero_rates_as_zero() -> None:
