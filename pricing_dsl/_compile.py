@@ -147,20 +147,17 @@ def _compile_variant(
             src.emit(f"x{n} = 0")
             lower = _ZERO
             for tier in spec.tiers:
+                # Units of this tier beyond the free ones: (min(u, top) - start), if any.
                 start = max(lower, free)
-                price = src.const(tier.price)
-                if tier.up_to is None:
-                    src.emit(
-                        f"if {u} > {src.const(start)}: "
-                        f"x{n} = add(x{n}, mul(sub({u}, {src.const(start)}), {price}))"
-                    )
-                    break
-                if tier.up_to > start:
-                    top = src.const(tier.up_to)
+                if tier.up_to is None or tier.up_to > start:
+                    top = u if tier.up_to is None else src.const(tier.up_to)
+                    upper = u if tier.up_to is None else f"{u} if {u} < {top} else {top}"
                     src.emit(
                         f"if {u} > {src.const(start)}: x{n} = add(x{n}, mul("
-                        f"sub({u} if {u} < {top} else {top}, {src.const(start)}), {price}))"
+                        f"sub({upper}, {src.const(start)}), {src.const(tier.price)}))"
                     )
+                if tier.up_to is None:
+                    break
                 lower = tier.up_to
             src.emit(f"{a} = {rounded(f'add(x{n}, 0)')}")
         else:
