@@ -44,7 +44,9 @@ _MINUTES_PER = ("call", "participant")
 _FORMATS = ("parquet", "csv", "jsonl")
 
 
-def _fail(code: str, message: str, *, key: str | None = None, hint: str | None = None) -> PricingError:
+def _fail(
+    code: str, message: str, *, key: str | None = None, hint: str | None = None
+) -> PricingError:
     return PricingError(Diagnostic(code, message, hint=hint, key=key))
 
 
@@ -105,9 +107,7 @@ class MeterOptions:
 
     def source_column(self, kind: str, column: str) -> str:
         """The name of ``column`` of ``kind`` in the input files."""
-        return self.column_map.get(
-            f"{kind}.{column}", self.column_map.get(column, column)
-        )
+        return self.column_map.get(f"{kind}.{column}", self.column_map.get(column, column))
 
     @property
     def rounding_us(self) -> int:

@@ -1,0 +1,794 @@
+"""The DuckDB engine: usage read in place, rated by SQL compiled from the contracts.
+
+1. *Read.*  One query reads the usage file where it lies (JSON Lines and CSV
+   as raw lines, so every record keeps its line number; Parquet by row) and
+   keeps, per record, the meters as ``DECIMAL(38, 6)``, the account and
+   period, the contract's index, and the bits of its `when`/`from` layers.
+   A record is *plain* when the SQL can prove that the interpreter would
+   read exactly these values and accept them; the rest keep their raw text.
+2. *Interpret.*  Records that are not plain (bad values, unknown contracts,
+   partial periods, unusual notation, contracts that do not compile) are
+   rated one by one by the interpreter, exactly as the python engine does.
+3. *Rate and write.*  One ``COPY`` computes the line items of every plain
+   record with each variant's SQL, splices in the interpreter's lines by
+   input order through a Python function, and writes the output file.
+   A second query sums the plain records' amounts per currency, in
+   integer minor units.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from .._invoice import decimal_text
+from .._rating import Catalog
+from .._ruleset import Ruleset
+from .._terms import MeterInfo
+from .._usage import FIRST_YEAR, LAST_YEAR, Period
+from ._progress import Progress
+from ._records import (
+    Outcome,
+    Record,
+    csv_header,
+    parquet_rows,
+    rate_record,
+    record_from_cells,
+    record_from_json_text,
+)
+from ._rows import COLUMNS, CSV_HEADER, csv_field, csv_line, json_line, json_str
+from ._sql import (
+    CompiledContract,
+    NotCompilable,
+    Num,
+    SqlLine,
+    Text,
+    Variant,
+    compile_contract,
+    compile_variant,
+    meter_columns,
+    sql_string,
+)
+from ._tally import BatchError, CannotReadInPlace, Tally
+
+__all__ = ["run_duckdb"]
+
+_SOH = "\x01"
+_MONTH_RE = "[0-9]{4}-(0[1-9]|1[0-2])"
+# Number tokens the SQL does not read exactly: negative, exponent, more than 6
+# decimals; and trailing commas, which DuckDB's JSON accepts and Python's does not.
+_JSON_SUSPECT = r":\s*-?[0-9]+(\.[0-9]{7}|\.?[0-9]*[eE])|,\s*[\]}]"
+_CELL = r'"(?:[^"]|"")*"|[^",]*'
+_CSV_LINE = f"(?:{_CELL})(?:,(?:{_CELL}))*"
+_CSV_CELL = f",({_CELL})"
+_BAD_TEXT = r'[\x00-\x1f"\\]'  # characters plain output never has to escape
+_CSV_FIELD_LIMIT = 131072  # the csv module's default field size limit
+_INTEGERS = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
+
+
+def _pattern(whole: bool) -> str:
+    """Decimal text the SQL reads exactly: what the usage schema accepts, within the bounds."""
+    return "[0-9]{1,12}" if whole else "[0-9]{1,12}(\\.[0-9]{1,6})?"
+
+
+def _month(expr: str) -> str:
+    """A period the SQL rates: YYYY-MM, in the years a Period allows."""
+    return (
+        f"(regexp_full_match({expr}, '{_MONTH_RE}') "
+        f"AND {expr}[1:4] BETWEEN '{FIRST_YEAR}' AND '{LAST_YEAR}')"
+    )
+
+
+def _dec(expr: str) -> str:
+    return f"CAST({expr} AS DECIMAL(18,6))"
+
+
+_ZERO = "CAST(0 AS DECIMAL(18,6))"
+
+
+# ------------------------------------------------------------------ checks
+
+
+def precheck(path: str) -> str | None:
+    """Why DuckDB cannot split this file into the same lines as Python, or None."""
+    cr = lf = crlf = 0
+    prev_cr = False
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            if b"\x00" in chunk or b"\x01" in chunk:
+                return "it contains NUL or SOH control bytes"
+            cr += chunk.count(b"\r")
+            lf += chunk.count(b"\n")
+            crlf += chunk.count(b"\r\n") + (1 if prev_cr and chunk.startswith(b"\n") else 0)
+            prev_cr = chunk.endswith(b"\r")
+    if cr and not cr == crlf == lf:
+        return "it has carriage returns that do not end every line"
+    return None
+
+
+def _lines_source(path: str, skip: int) -> str:
+    return (
+        f"read_csv({sql_string(path)}, columns = {{'raw': 'VARCHAR'}}, header = false, "
+        f"delim = '{_SOH}', quote = '', escape = '', auto_detect = false, skip = {skip}, "
+        "max_line_size = 67108864)"
+    )
+
+
+# ------------------------------------------------------------ stage 1: parse
+
+
+def _jsonl_parse(path: str, meters: Sequence[MeterInfo]) -> str:
+    keys = ["account", "contract", "period", *(m.usage_key for m in meters)]
+    struct = {"account": "VARCHAR", "contract": "VARCHAR", "period": "VARCHAR"}
+    struct.update({m.usage_key: "DECIMAL(18,6)" for m in meters})
+    paths = "[" + ", ".join(sql_string(f"$.{json.dumps(k)}") for k in keys) + "]"
+
+    def field(k: str) -> str:
+        return f"struct_extract(j, {sql_string(k)})"
+
+    values = []
+    for i, m in enumerate(meters):
+        t = f"t[{i + 4}]"
+        v = field(m.usage_key)
+        s = f"json_extract_string(raw, {sql_string(f'$.{json.dumps(m.usage_key)}')})"
+        whole = f" AND trunc({v}) = {v}" if m.whole else ""
+        values.append(
+            f"CASE WHEN {t} IS NULL THEN {_ZERO} "
+            f"WHEN {t} = 'VARCHAR' THEN CASE WHEN regexp_full_match({s}, "
+            f"{sql_string(_pattern(m.whole))}) THEN CAST({s} AS DECIMAL(18,6)) END "
+            f"WHEN {t} = 'BOOLEAN' THEN NULL "
+            f"WHEN {v} >= 0{whole} THEN {v} END AS m{i}"
+        )
+    ok = " AND ".join(
+        [
+            "pre",
+            # Every key is known and appears once: the keys are exactly the known keys found.
+            "len(ks) = list_count(t)",
+            f"(t[1] IS NULL OR (t[1] = 'VARCHAR' AND {field('account')} <> ''))",
+            f"t[2] = 'VARCHAR' AND {field('contract')} <> ''",
+            f"t[3] = 'VARCHAR' AND {_month(field('period'))}",
+            *(f"m{i} IS NOT NULL" for i in range(len(meters))),
+        ]
+    )
+    return f"""
+SELECT raw, blank, COALESCE({ok}, FALSE) AS ok, FALSE AS mal,
+  {field("account")} AS account, {field("contract")} AS contract, {field("period")} AS period,
+  {", ".join(f"m{i}" for i in range(len(meters)))}
+FROM (
+  SELECT *, {", ".join(values)} FROM (
+    SELECT raw, blank, pre,
+      CASE WHEN pre THEN json_transform(raw, {sql_string(json.dumps(struct))}) END AS j,
+      CASE WHEN pre THEN json_type(raw, {paths}) END AS t,
+      CASE WHEN pre THEN json_keys(raw) END AS ks
+    FROM (
+      SELECT raw, blank,
+        CASE WHEN blank OR NOT starts_with(raw, '{{') OR contains(raw, '\\')
+                  OR regexp_matches(raw, {sql_string(_JSON_SUSPECT)}) THEN FALSE
+             ELSE json_valid(raw) END AS pre
+      FROM (SELECT raw, {_blank("raw")} AS blank FROM {_lines_source(path, 0)})
+    )
+  )
+)"""
+
+
+def _blank(raw: str) -> str:
+    """Empty, or only spaces and tabs (tested cheaply: most lines start with something else)."""
+    return (
+        f"({raw} IS NULL OR ((starts_with({raw}, ' ') OR starts_with({raw}, chr(9))) "
+        f"AND trim({raw}, ' ' || chr(9)) = ''))"
+    )
+
+
+def _csv_parse(path: str, header: Sequence[str], meters: Sequence[MeterInfo]) -> str:
+    idx = {name: i + 1 for i, name in enumerate(header)}
+    keys = {"account", "contract", "period", *(m.usage_key for m in meters)}
+
+    def cell(name: str) -> str | None:
+        return f"cells[{idx[name]}]" if name in idx else None
+
+    values = []
+    for i, m in enumerate(meters):
+        c = cell(m.usage_key)
+        if c is None:
+            values.append(f"{_dec('0')} AS m{i}")
+            continue
+        values.append(
+            f"CASE WHEN {c} = '' THEN {_dec('0')} WHEN regexp_full_match({c}, "
+            f"{sql_string(_pattern(m.whole))}) THEN {_dec(c)} END AS m{i}"
+        )
+    acc, con, per = cell("account"), cell("contract"), cell("period")
+    ok = [
+        "NOT blank",
+        "cells IS NOT NULL",
+        f"len(cells) = {len(header)}",
+        f"strlen(raw) < {_CSV_FIELD_LIMIT}",
+        *(f"cells[{i}] = ''" for name, i in idx.items() if name not in keys),
+        "TRUE"
+        if acc is None
+        else f"({acc} = '' OR NOT regexp_matches({acc}, {sql_string(_BAD_TEXT)}))",
+        "FALSE" if con is None else f"{con} <> ''",
+        "FALSE" if per is None else _month(per),
+        *(f"m{i} IS NOT NULL" for i in range(len(meters))),
+    ]
+    unquote = (
+        "[CASE WHEN starts_with(x, '\"') THEN replace(x[2:-2], '\"\"', '\"') ELSE x END "
+        f"FOR x IN regexp_extract_all(',' || raw, {sql_string(_CSV_CELL)}, 1)]"
+    )
+    return f"""
+SELECT raw, blank, COALESCE({" AND ".join(ok)}, FALSE) AS ok, mal,
+  {"NULL" if acc is None else f"CASE WHEN {acc} = '' THEN NULL ELSE {acc} END"} AS account,
+  {"NULL" if con is None else con} AS contract, {"NULL" if per is None else per} AS period,
+  {", ".join(f"m{i}" for i in range(len(meters)))}
+FROM (
+  SELECT *, {", ".join(values)} FROM (
+    SELECT raw, blank,
+      CASE WHEN blank THEN NULL
+           WHEN NOT contains(raw, '"') THEN string_split(raw, ',')
+           WHEN regexp_full_match(raw, {sql_string(_CSV_LINE)}) THEN {unquote}
+      END AS cells,
+      CASE WHEN blank OR NOT contains(raw, '"') THEN FALSE
+           ELSE NOT regexp_full_match(raw, {sql_string(_CSV_LINE)}) END AS mal
+    FROM (SELECT raw, raw IS NULL AS blank FROM {_lines_source(path, 1)})
+  )
+)"""
+
+
+def _parquet_value(name: str, typ: str, m: MeterInfo, i: int) -> str:
+    c = _ident(name)
+    if typ in _INTEGERS:
+        test = f"{c} >= 0 AND {c} < 1000000000000"
+    elif typ.startswith("DECIMAL"):
+        scale = int(typ.rstrip(")").split(",")[1]) if "," in typ else 0
+        test = f"{c} >= 0 AND {c} < 1000000000000"
+        if scale > 6:
+            test += f" AND {c} = round({c}, 6)"
+        if m.whole:
+            test += f" AND {c} = round({c}, 0)"
+    elif typ in ("DOUBLE", "FLOAT"):
+        d = f"CAST({c} AS DOUBLE)"
+        # Exactly k/64 below 1e9: at most 6 decimals and 15 digits, so Python's
+        # repr() of the float is exactly this decimal, as the interpreter requires.
+        test = (
+            f"isfinite({d}) AND {d} >= 0 AND NOT signbit({d}) AND {d} < 1e9 "
+            f"AND {d} * 64 = floor({d} * 64)"
+        )
+        if m.whole:
+            test += f" AND {d} = floor({d})"
+        return f"CASE WHEN {c} IS NULL THEN {_dec('0')} WHEN {test} THEN {_dec(d)} END AS m{i}"
+    elif typ == "VARCHAR":
+        test = f"regexp_full_match({c}, {sql_string(_pattern(m.whole))})"
+    else:
+        return f"CASE WHEN {c} IS NULL THEN {_dec('0')} END AS m{i}"
+    return f"CASE WHEN {c} IS NULL THEN {_dec('0')} WHEN {test} THEN {_dec(c)} END AS m{i}"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _parquet_parse(
+    path: str, schema: Sequence[tuple[str, str]], meters: Sequence[MeterInfo]
+) -> str:
+    types = dict(schema)
+    keys = {"account", "contract", "period", *(m.usage_key for m in meters)}
+    values = []
+    for i, m in enumerate(meters):
+        if m.usage_key in types:
+            values.append(_parquet_value(m.usage_key, types[m.usage_key], m, i))
+        else:
+            values.append(f"{_dec('0')} AS m{i}")
+
+    def text(name: str) -> str | None:
+        """The column of a text key when it is there as text."""
+        return _ident(name) if types.get(name) == "VARCHAR" else None
+
+    acc, con, per = text("account"), text("contract"), text("period")
+    bad = sql_string(_BAD_TEXT)
+    ok = [
+        *(f"{_ident(n)} IS NULL" for n, _ in schema if n not in keys),
+        # A column of another type holds values only the interpreter can judge.
+        *(f"{_ident(n)} IS NULL" for n in ("account",) if n in types and text(n) is None),
+        "TRUE"
+        if acc is None
+        else f"({acc} IS NULL OR ({acc} <> '' AND NOT regexp_matches({acc}, {bad})))",
+        "FALSE" if con is None else f"{con} <> ''",
+        "FALSE" if per is None else _month(per),
+        *(f"m{i} IS NOT NULL" for i in range(len(meters))),
+    ]
+    return f"""
+SELECT NULL::VARCHAR AS raw, FALSE AS blank, COALESCE({" AND ".join(ok)}, FALSE) AS ok,
+  FALSE AS mal, {acc or "NULL"} AS account, {con or "NULL"} AS contract,
+  {per or "NULL"} AS period,
+  {", ".join(f"m{i}" for i in range(len(meters)))}
+FROM (SELECT *, {", ".join(values)} FROM read_parquet({sql_string(path)}))"""
+
+
+def _stage1(parse: str, compiled: Sequence[CompiledContract], n_meters: int) -> str:
+    """The records table: kind 0 blank, 1 rated by SQL, 2 by the interpreter."""
+    if compiled:
+        cid = (
+            "CASE contract "
+            + " ".join(
+                f"WHEN {sql_string(cc.contract.id)} THEN {i}" for i, cc in enumerate(compiled)
+            )
+            + " END"
+        )
+    else:
+        cid = "CAST(NULL AS INTEGER)"
+    terms = [
+        f"WHEN {i} THEN pstart >= DATE '{cc.term[0].isoformat()}' "
+        f"AND pend <= DATE '{cc.term[1].isoformat()}'"
+        for i, cc in enumerate(compiled)
+        if cc.term is not None
+    ]
+    in_term = f"CASE cid {' '.join(terms)} ELSE TRUE END" if terms else "TRUE"
+    keys = []
+    for i, cc in enumerate(compiled):
+        if cc.conditions:
+            bits = " + ".join(
+                f"(CASE WHEN {cond} THEN {1 << n} ELSE 0 END)"
+                for n, cond in enumerate(cc.conditions)
+            )
+            keys.append(f"WHEN {i} THEN {bits}")
+    vkey = f"CASE cid {' '.join(keys)} ELSE 0 END" if keys else "0"
+    ms = ", ".join(f"CASE WHEN fast THEN m{i} END AS m{i}" for i in range(n_meters))
+    return f"""
+SELECT
+  CAST(CASE WHEN blank THEN 0 WHEN fast THEN 1 ELSE 2 END AS UTINYINT) AS kind,
+  CASE WHEN fast THEN cid END AS cid,
+  CAST(CASE WHEN fast THEN {vkey} END AS INTEGER) AS vkey,
+  CASE WHEN fast THEN account END AS account,
+  CASE WHEN fast THEN period END AS period,
+  {ms},
+  CASE WHEN blank OR fast THEN NULL ELSE raw END AS raw,
+  mal
+FROM (
+  SELECT *, COALESCE(NOT blank AND ok AND cid IS NOT NULL AND ({in_term}), FALSE) AS fast
+  FROM (
+    SELECT *, {cid} AS cid,
+      CASE WHEN ok THEN CAST(period || '-01' AS DATE) END AS pstart,
+      CASE WHEN ok THEN last_day(CAST(period || '-01' AS DATE)) END AS pend
+    FROM ({parse})
+  )
+)"""
+
+
+# --------------------------------------------------------- stage 3: output
+
+
+def _text_line(ln: SqlLine, fmt: str) -> str:
+    """SQL for one output line (JSON Lines or CSV) of a plain record, after its prefix ``pre``."""
+    parts: list[str | Text] = [Text("pre")]
+    if fmt == "jsonl":
+        parts.append(f'{json_str(ln.code)},"description":{json_str(ln.description)},"quantity":')
+        parts += _json_value(ln.quantity)
+        parts.append(f',"unit":{json_str(ln.unit)},"unit_price":')
+        parts += _json_value(ln.unit_price)
+        parts += [',"amount":"', _amount(ln.amount), '"}']
+    else:
+        parts.append(f"{csv_field(ln.code)},{csv_field(ln.description)},")
+        parts.append(ln.quantity if isinstance(ln.quantity, Text) else csv_field(ln.quantity))
+        parts.append(f",{csv_field(ln.unit)},")
+        parts.append(ln.unit_price if isinstance(ln.unit_price, Text) else csv_field(ln.unit_price))
+        parts += [",", _amount(ln.amount)]
+    return _concat(parts)
+
+
+def _prefix(fmt: str, contracts: Mapping[int, tuple[str, str]]) -> str:
+    """SQL for the start of every output line of a plain record: account to currency."""
+    if fmt == "jsonl":
+        account = "CASE WHEN account IS NULL THEN 'null' ELSE concat('\"', account, '\"') END"
+        mid = {
+            c: (f',"contract":{json_str(k)},"period":"', f'","currency":{json_str(cur)},"code":')
+            for c, (k, cur) in contracts.items()
+        }
+        head = "'{\"account\":', "
+    else:
+        # Plain accounts hold no quotes or line breaks; only a comma needs quoting.
+        account = (
+            "CASE WHEN account IS NULL THEN '' WHEN contains(account, ',') "
+            "THEN concat('\"', account, '\"') ELSE account END"
+        )
+        mid = {c: (f",{csv_field(k)},", f",{csv_field(cur)},") for c, (k, cur) in contracts.items()}
+        head = ""
+    if not mid:
+        return "''"
+    first = "CASE cid " + " ".join(f"WHEN {c} THEN {sql_string(a)}" for c, (a, _) in mid.items())
+    second = "CASE cid " + " ".join(f"WHEN {c} THEN {sql_string(b)}" for c, (_, b) in mid.items())
+    return f"concat({head}{account}, {first} END, period, {second} END)"
+
+
+def _json_value(x: str | Text | None) -> list[str | Text]:
+    if isinstance(x, Text):
+        return ['"', x, '"']
+    return [json_str(x)]
+
+
+def _amount(a: Num) -> str | Text:
+    if a.value is not None:
+        return decimal_text(a.value)
+    return Text(f"CAST({a.sql} AS VARCHAR)")
+
+
+def _concat(parts: Sequence[str | Text]) -> str:
+    """One concat() of the parts, adjacent constants merged into one literal."""
+    out: list[str] = []
+    buf = ""
+    for p in parts:
+        if isinstance(p, Text):
+            if buf:
+                out.append(sql_string(buf))
+                buf = ""
+            out.append(p.sql)
+        else:
+            buf += p
+    if buf:
+        out.append(sql_string(buf))
+    if len(out) == 1:
+        return out[0]
+    return f"concat({', '.join(out)})" if out else "''"
+
+
+def _struct_line(v: Variant, ln: SqlLine, currency: str) -> str:
+    def val(x: str | Text | None) -> str:
+        if x is None:
+            return "CAST(NULL AS VARCHAR)"
+        return x.sql if isinstance(x, Text) else sql_string(x)
+
+    amount = _amount(ln.amount)
+    fields = {
+        "account": "account",
+        "contract": sql_string(v.contract),
+        "period": "period",
+        "currency": sql_string(currency),
+        "code": sql_string(ln.code),
+        "description": sql_string(ln.description),
+        "quantity": val(ln.quantity),
+        "unit": sql_string(ln.unit),
+        "unit_price": val(ln.unit_price),
+        "amount": val(amount),
+    }
+    return "{" + ", ".join(f"{sql_string(k)}: {e}" for k, e in fields.items()) + "}"
+
+
+def _layers(variants: Sequence[tuple[int, Variant]]) -> str:
+    """Records with every variant's columns, computed group by group."""
+    q = "SELECT rowid AS ord, * FROM recs WHERE kind <> 0"
+    depth = max((len(v.columns) for _, v in variants), default=0)
+    for g in range(depth):
+        cols = []
+        for cid, v in variants:
+            if g < len(v.columns):
+                sel = f"kind = 1 AND cid = {cid} AND vkey = {v.key}"
+                cols += [
+                    f"CASE WHEN {sel} THEN {num.sql} END AS {name}" for name, num in v.columns[g]
+                ]
+        if cols:
+            q = f"SELECT *, {', '.join(cols)} FROM ({q})"
+    return q
+
+
+def _by_variant(variants: Sequence[tuple[int, Variant]], expr: Mapping[int, str]) -> str:
+    """CASE over contract index and variant key, one branch per variant."""
+    by_cid: dict[int, list[str]] = {}
+    for n, (cid, v) in enumerate(variants):
+        by_cid.setdefault(cid, []).append(f"WHEN {v.key} THEN {expr[n]}")
+    if not by_cid:
+        return "NULL"
+    return (
+        "CASE cid "
+        + " ".join(f"WHEN {cid} THEN CASE vkey {' '.join(b)} END" for cid, b in by_cid.items())
+        + " END"
+    )
+
+
+# ------------------------------------------------------------------- engine
+
+
+class _Engine:
+    def __init__(
+        self, rules: Ruleset, usage_path: str, in_fmt: str, progress: Progress, tally: Tally
+    ) -> None:
+        self.rules = rules
+        self.path = usage_path
+        self.in_fmt = in_fmt
+        self.progress = progress
+        self.tally = tally
+        self.catalog = Catalog(rules.meters, rules.addons)
+        self.whole = {m.usage_key: m.whole for m in rules.meters}
+        self.compiled: list[CompiledContract] = []
+        self.failures: dict[str, str] = {}
+        for cid in sorted(rules.contracts):
+            try:
+                self.compiled.append(compile_contract(rules.contracts[cid], self.catalog))
+            except NotCompilable as exc:
+                self.failures[cid] = str(exc)
+        self.index = {cc.contract.id: i for i, cc in enumerate(self.compiled)}
+        self.header: tuple[str, ...] = ()
+
+    def parse_sql(self, con: Any) -> str:
+        meters = self.rules.meters
+        if self.in_fmt == "jsonl":
+            return _jsonl_parse(self.path, meters)
+        if self.in_fmt == "csv":
+            self.header = self.read_header()
+            return _csv_parse(self.path, self.header, meters)
+        schema = con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({sql_string(self.path)})"
+        ).fetchall()
+        return _parquet_parse(self.path, [(str(r[0]), str(r[1])) for r in schema], meters)
+
+    def read_header(self) -> tuple[str, ...]:
+        import csv
+
+        from ._records import BOM
+
+        with open(self.path, "rb") as fh:
+            first = fh.readline()
+        if first.startswith(BOM):
+            first = first[len(BOM) :]
+        try:
+            text = first.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise CannotReadInPlace("its header line is not UTF-8 text") from None
+        if not text or ('"' in text and not _full_csv(text)):
+            raise CannotReadInPlace("its header line is blank or has quotes that span lines")
+        return csv_header(next(csv.reader([text])), self.path)
+
+    def reason(self, data: Any) -> str:
+        """Why a record that rated was left to the interpreter."""
+        cid = data.get("contract") if isinstance(data, dict) else None
+        if cid in self.failures:
+            return f"contract `{cid}` does not compile to SQL: {self.failures[cid]}"
+        period = data.get("period") if isinstance(data, dict) else None
+        if not isinstance(period, str) or not re.fullmatch(_MONTH_RE, period):
+            return "no period, or a period not written as a calendar month (YYYY-MM)"
+        month = Period.parse(period)
+        cc = self.compiled[self.index[cid]] if cid in self.index else None
+        if cc is not None and cc.term is not None:
+            start, end = cc.term
+            if not (start <= month.start and month.end <= end):
+                return "the period is only partly inside the contract's term"
+        return "values not in the plain form the SQL reads (see docs/batch.md)"
+
+    def interpret(self, con: Any, out_fmt: str) -> dict[int, Any]:
+        """Rate the records SQL left alone; their formatted lines by record position."""
+        rows = con.execute("SELECT rowid, raw FROM recs WHERE kind = 2 ORDER BY rowid").fetchall()
+        if not rows:
+            return {}
+        done = [0]
+        self.progress.stage("interpreting", lambda: done[0] / len(rows))
+        records: list[tuple[int, Record]] = []
+        if self.in_fmt == "jsonl":
+            records = [(o, record_from_json_text(o + 1, raw)) for o, raw in rows]
+        elif self.in_fmt == "csv":
+            import csv
+
+            records = [
+                (o, record_from_cells(o + 2, self.header, next(csv.reader([raw]), [])))
+                for o, raw in rows
+            ]
+        else:
+            wanted = "SELECT rowid FROM recs WHERE kind = 2"
+            records = [(r.line - 1, r) for r in parquet_rows(con, self.path, wanted)]
+        out: dict[int, Any] = {}
+        for ord_, rec in records:
+            done[0] += 1
+            if rec.error is not None:
+                self.tally.outcome(rec.line, Outcome(errors=(rec.error,)), None)
+                continue
+            result = rate_record(self.rules, rec.data, self.whole)
+            self.tally.outcome(rec.line, result, None if result.errors else self.reason(rec.data))
+            if result.rows:
+                if out_fmt == "jsonl":
+                    out[ord_] = [json_line(r) for r in result.rows]
+                elif out_fmt == "csv":
+                    out[ord_] = [csv_line(r) for r in result.rows]
+                else:
+                    out[ord_] = [dict(zip(COLUMNS, r, strict=True)) for r in result.rows]
+        return out
+
+    def variants(self, con: Any) -> list[tuple[int, Variant]]:
+        found = con.execute(
+            "SELECT cid, vkey, count(*) FROM recs WHERE kind = 1 GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        meters = meter_columns(self.catalog)
+        out = []
+        for n, (cid, key, count) in enumerate(found):
+            cc = self.compiled[cid]
+            v = compile_variant(cc.contract, cc.terms(key), self.catalog, meters, key, f"v{n}")
+            out.append((cid, v))
+            self.tally.records += count
+            self.tally.rated += count
+            self.tally.lines += count * len(v.lines)
+        return out
+
+    def write(
+        self,
+        con: Any,
+        variants: Sequence[tuple[int, Variant]],
+        fallback: dict[int, Any],
+        out_path: str,
+        out_fmt: str,
+    ) -> None:
+        if fallback:
+            import duckdb
+
+            if out_fmt == "parquet":
+                rtype = duckdb.list_type(
+                    duckdb.struct_type({c: duckdb.type("VARCHAR") for c in COLUMNS})
+                )
+            else:
+                rtype = duckdb.list_type(duckdb.type("VARCHAR"))
+            con.create_function(
+                "pricing_interpreted",
+                lambda o: fallback.get(o, []),
+                [duckdb.type("BIGINT")],
+                rtype,
+                side_effects=False,
+            )
+        exprs = {}
+        for n, (cid, v) in enumerate(variants):
+            currency = self.compiled[cid].contract.currency
+            if out_fmt == "parquet":
+                items = [_struct_line(v, ln, currency) for ln in v.lines]
+            else:
+                items = [_text_line(ln, out_fmt) for ln in v.lines]
+            exprs[n] = "[" + ", ".join(items) + "]"
+        lines = _by_variant(variants, exprs)
+        if fallback:
+            lines = f"CASE WHEN kind = 2 THEN pricing_interpreted(ord) ELSE {lines} END"
+        elif not variants:
+            lines = "CAST(NULL AS VARCHAR[])"
+        used = {
+            cid: (self.compiled[cid].contract.id, self.compiled[cid].contract.currency)
+            for cid, _ in variants
+        }
+        pre = _prefix(out_fmt, used) if out_fmt != "parquet" else "NULL"
+        inner = f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM ({_layers(variants)})"
+        if out_fmt == "parquet":
+            if not variants and not fallback:
+                select = (
+                    "SELECT "
+                    + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS)
+                    + " WHERE FALSE"
+                )
+            else:
+                select = f"SELECT unnest({lines}, recursive := true) FROM ({inner})"
+            options = "FORMAT PARQUET"
+        else:
+            name = CSV_HEADER if out_fmt == "csv" else "line"
+            select = f"SELECT unnest({lines}) AS {_ident(name)} FROM ({inner})"
+            options = (
+                f"FORMAT CSV, HEADER {'true' if out_fmt == 'csv' else 'false'}, QUOTE '', "
+                f"ESCAPE '', DELIMITER '{_SOH}'"
+            )
+        self.progress.stage("rating and writing", _poll(con))
+        con.execute(f"COPY ({select}) TO {sql_string(out_path)} ({options})")
+
+    def totals_sql(self, variants: Sequence[tuple[int, Variant]]) -> str:
+        """Each contract's amounts summed in integer minor units (no floats on the way)."""
+        exprs = {n: _minor(v.total, v.minor_units) for n, (_, v) in enumerate(variants)}
+        return (
+            f"SELECT cid, CAST(sum({_by_variant(variants, exprs)}) AS VARCHAR) "
+            f"FROM ({_layers(variants)}) WHERE kind = 1 GROUP BY cid ORDER BY cid"
+        )
+
+    def add_totals(self, found: Sequence[tuple[int, str]]) -> None:
+        for cid, minor in found:
+            c = self.compiled[cid].contract
+            self.tally.add(c.currency, Decimal(int(minor)).scaleb(-c.minor_units))
+
+
+class _Background:
+    """A query on a second connection, run while the main one writes the output."""
+
+    def __init__(self, con: Any, sql: str) -> None:
+        self.cur = con.cursor()
+        self.sql = sql
+        self.rows: list[Any] = []
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="pricing-totals", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.rows = self.cur.execute(self.sql).fetchall()
+        except BaseException as exc:  # handed to the main thread by result()
+            self.error = exc
+
+    def result(self) -> list[Any]:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.rows
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.cur.interrupt()
+            self.thread.join()
+        self.cur.close()
+
+
+def _minor(total: Num, places: int) -> str:
+    if total.value is not None:
+        return f"CAST({int(total.value.scaleb(places))} AS HUGEINT)"
+    return f"CAST({total.sql} * {10**places} AS HUGEINT)"
+
+
+def _full_csv(text: str) -> bool:
+    return re.fullmatch(_CSV_LINE, text) is not None
+
+
+def run_duckdb(
+    rules: Ruleset,
+    usage_path: str,
+    in_fmt: str,
+    out_path: str,
+    out_fmt: str,
+    progress: Progress,
+) -> Tally:
+    """Rate a usage file with DuckDB into ``out_path``; CannotReadInPlace if it cannot."""
+    import duckdb
+
+    tally = Tally()
+    engine = _Engine(rules, usage_path, in_fmt, progress, tally)
+    if in_fmt != "parquet":
+        why = precheck(usage_path)
+        if why is not None:
+            raise CannotReadInPlace(why)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET preserve_insertion_order = true")
+        # Progress is tracked for our own bar, never printed by DuckDB.
+        con.execute("SET enable_progress_bar = true")
+        con.execute("SET enable_progress_bar_print = false")
+        progress.stage("reading", _poll(con))
+        try:
+            parse = engine.parse_sql(con)
+            con.execute(
+                "CREATE TABLE recs AS " + _stage1(parse, engine.compiled, len(rules.meters))
+            )
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CannotReadInPlace(f"DuckDB cannot read it ({first})") from None
+        if in_fmt == "csv" and con.execute("SELECT count(*) FROM recs WHERE mal").fetchall()[0][0]:
+            raise CannotReadInPlace("it has quoted fields that span lines or are malformed")
+        totals: _Background | None = None
+        try:
+            variants = engine.variants(con)
+            fallback = engine.interpret(con, out_fmt)
+            if variants:
+                # Summed alongside the write, which spends much of its time on I/O.
+                totals = _Background(con, engine.totals_sql(variants))
+            engine.write(con, variants, fallback, out_path, out_fmt)
+            if totals is not None:
+                engine.add_totals(totals.result())
+        except duckdb.Error as exc:
+            raise BatchError(f"DuckDB stopped: {str(exc).strip()}") from None
+        finally:
+            if totals is not None:
+                totals.stop()
+    finally:
+        con.close()
+    return tally
+
+
+def _poll(con: Any) -> Callable[[], float]:
+    """DuckDB's progress of the running query, as a fraction (below 0 when unknown)."""
+    return lambda: float(con.query_progress()) / 100

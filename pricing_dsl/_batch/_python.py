@@ -1,0 +1,107 @@
+"""The python engine: every record read with the standard library and rated by Ruleset.rate.
+
+It is the reference the DuckDB engine is tested against, and what the DuckDB
+engine hands a whole file to when it cannot read that file in place.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .._ruleset import Ruleset
+from ._progress import Progress
+from ._records import Outcome, Record, parquet_rows, rate_record, read_csv, read_jsonl
+from ._rows import COLUMNS, CSV_HEADER, csv_line, json_line
+from ._sql import sql_string
+from ._tally import Tally
+
+__all__ = ["run_python"]
+
+
+def _records(path: str, fmt: str, progress: Progress, con: Any) -> Iterator[Record]:
+    if fmt == "parquet":
+        total = con.execute(f"SELECT count(*) FROM read_parquet({sql_string(path)})").fetchall()[0][
+            0
+        ]
+        progress_rows = [0]
+        progress.stage("rating", lambda: progress_rows[0] / max(total, 1))
+        for rec in parquet_rows(con, path):
+            progress_rows[0] = rec.line
+            yield rec
+        return
+    lines = _count_lines(path) if progress.enabled else 0
+    seen = [0]
+    progress.stage("rating", lambda: seen[0] / lines if lines else -1.0)
+    for rec in read_jsonl(path) if fmt == "jsonl" else read_csv(path):
+        seen[0] = rec.line
+        yield rec
+
+
+def _count_lines(path: str) -> int:
+    n = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            n += chunk.count(b"\n")
+    return n + 1
+
+
+def run_python(
+    rules: Ruleset,
+    usage_path: str,
+    in_fmt: str,
+    out_path: str,
+    out_fmt: str,
+    progress: Progress,
+) -> Tally:
+    """Rate a usage file record by record into ``out_path``."""
+    tally = Tally()
+    whole = {m.usage_key: m.whole for m in rules.meters}
+    con: Any = None
+    if "parquet" in (in_fmt, out_fmt):
+        import duckdb
+
+        con = duckdb.connect(":memory:")
+    target = out_path
+    scratch: str | None = None
+    try:
+        if out_fmt == "parquet":
+            fd, scratch = tempfile.mkstemp(
+                dir=Path(out_path).parent, prefix=".pricing-batch-", suffix=".jsonl"
+            )
+            os.close(fd)
+            target = scratch
+        with open(target, "w", encoding="utf-8", newline="") as out:
+            if out_fmt == "csv":
+                out.write(CSV_HEADER + "\n")
+            fmt = csv_line if out_fmt == "csv" else json_line
+            for rec in _records(usage_path, in_fmt, progress, con):
+                if rec.error is not None:
+                    tally.outcome(rec.line, Outcome(errors=(rec.error,)), None)
+                    continue
+                result = rate_record(rules, rec.data, whole)
+                tally.outcome(rec.line, result, None)
+                for row in result.rows:
+                    out.write(fmt(row) + "\n")
+        if scratch is not None:
+            columns = ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in COLUMNS)
+            select = (
+                f"SELECT * FROM read_json({sql_string(scratch)}, format = 'newline_delimited', "
+                f"columns = {{{columns}}})"
+            )
+            if tally.lines == 0:
+                select = (
+                    "SELECT "
+                    + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS)
+                    + " WHERE FALSE"
+                )
+            con.execute(f"COPY ({select}) TO {sql_string(out_path)} (FORMAT PARQUET)")
+    finally:
+        if scratch is not None and os.path.exists(scratch):
+            os.unlink(scratch)
+        if con is not None:
+            con.close()
+    return tally

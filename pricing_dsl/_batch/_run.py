@@ -1,0 +1,235 @@
+"""`run_batch`: one usage file in, one file of line items and one error file out."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from .._errors import Diagnostic, PricingError
+from .._ruleset import Ruleset
+from ._progress import Progress
+from ._records import file_format
+from ._rows import csv_line
+from ._tally import BatchError, CannotReadInPlace, Tally
+
+__all__ = ["ENGINES", "BatchError", "BatchSummary", "BatchUsageError", "run_batch"]
+
+ENGINES = ("duckdb", "python")
+ERROR_COLUMNS = ("line", "code", "key", "message", "hint")
+
+
+class BatchUsageError(ValueError):
+    """The run was asked for something it cannot do (a bad option, file name or format)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSummary:
+    """What a batch run did.  ``totals`` sums every written line's amount per currency."""
+
+    engine: str
+    records: int
+    rated: int
+    failed: int
+    interpreted: int
+    reasons: tuple[tuple[str, int], ...]
+    totals: tuple[tuple[str, Decimal], ...]
+    lines: int
+    errors: int
+    out_path: str
+    errors_path: str
+    notes: tuple[str, ...]
+    seconds: float
+
+    def render(self) -> str:
+        """The summary as printed on standard error."""
+        out = [
+            f"pricing batch: {self.records:,} record{_s(self.records)}: {self.rated:,} rated, "
+            f"{self.failed:,} failed"
+        ]
+        if self.interpreted:
+            out.append(
+                f"  {self.interpreted:,} rated one by one by the interpreter rather than by SQL:"
+            )
+            out += [f"    {n:>9,}  {why}" for why, n in self.reasons]
+        out += [f"  total {cur} {amount:,}" for cur, amount in self.totals]
+        out.append(f"  {self.lines:,} line item{_s(self.lines)} written to {self.out_path}")
+        if self.failed:
+            out.append(f"  {self.errors:,} error{_s(self.errors)} written to {self.errors_path}")
+        out += [f"  note: {n}" for n in self.notes]
+        out.append(f"  engine {self.engine}, {self.seconds:.1f} s")
+        return "\n".join(out) + "\n"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def _format_of(path: str, what: str, allowed: tuple[str, ...]) -> str:
+    fmt = file_format(path)
+    if fmt is None or fmt not in allowed:
+        names = ", ".join(f".{a}" for a in allowed)
+        raise BatchUsageError(f"cannot tell the format of the {what} `{path}`: name it {names}")
+    return fmt
+
+
+def _temp_beside(target: Path) -> Path:
+    """A new empty file next to ``target``, made with the usual permissions."""
+    for _ in range(100):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise BatchError(f"cannot create a temporary file next to {target}")  # pragma: no cover
+
+
+def _write_errors(path: Path, fmt: str, errors: list[tuple[int, Diagnostic]]) -> None:
+    ordered = sorted(enumerate(errors), key=lambda p: (p[1][0], p[0]))
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        if fmt == "csv":
+            fh.write(",".join(ERROR_COLUMNS) + "\n")
+        for _, (line, d) in ordered:
+            if fmt == "csv":
+                fh.write(csv_line((str(line), d.code, d.key, d.message, d.hint)) + "\n")
+            else:
+                fh.write(
+                    json.dumps(
+                        {
+                            "line": line,
+                            "code": d.code,
+                            "key": d.key,
+                            "message": d.message,
+                            "hint": d.hint,
+                        },
+                        ensure_ascii=False,
+                        separators=(",", ":"),
+                    )
+                    + "\n"
+                )
+
+
+def default_errors_path(out_path: str | os.PathLike[str]) -> Path:
+    """``lines.csv`` -> ``lines.errors.jsonl``, in the same directory."""
+    out = Path(out_path)
+    return out.with_name(out.stem + ".errors.jsonl")
+
+
+def run_batch(
+    ruleset: Ruleset,
+    usage_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    engine: str = "duckdb",
+    errors_path: str | os.PathLike[str] | None = None,
+    quiet: bool = False,
+) -> BatchSummary:
+    """Rate every record of a usage file into a file of line items.
+
+    Formats follow the file names: ``.jsonl`` (or ``.ndjson``), ``.csv``,
+    ``.parquet``.  Records that cannot be rated go to ``errors_path``
+    (default: ``<out stem>.errors.jsonl``; ``.csv`` also works) with their
+    input line number, and never stop the run.  Both files are written
+    under temporary names and renamed when the run succeeds.
+
+    Raises BatchUsageError for a bad request, PricingError when the usage
+    file is missing or its CSV header is unusable, BatchError when the run
+    cannot complete.
+    """
+    started = time.monotonic()
+    if engine not in ENGINES:
+        raise BatchUsageError(f"unknown engine `{engine}`: use {' or '.join(ENGINES)}")
+    usage = Path(usage_path)
+    out = Path(out_path)
+    errs = Path(errors_path) if errors_path is not None else default_errors_path(out)
+    in_fmt = _format_of(str(usage), "usage file", ("jsonl", "csv", "parquet"))
+    out_fmt = _format_of(str(out), "output file", ("jsonl", "csv", "parquet"))
+    err_fmt = _format_of(str(errs), "error file", ("jsonl", "csv"))
+    if not usage.exists():
+        raise PricingError(Diagnostic("E402", "usage file not found", str(usage)))
+    if not usage.is_file():
+        raise PricingError(Diagnostic("E402", "this is not a file; give a usage file", str(usage)))
+    resolved = {usage.resolve(), out.resolve(), errs.resolve()}
+    if len(resolved) != 3:
+        raise BatchUsageError("the usage file, the output file and the error file must differ")
+    for target in (out, errs):
+        if not target.parent.is_dir():
+            raise BatchUsageError(f"the directory of `{target}` does not exist")
+    tmp_out: Path | None = None
+    tmp_err: Path | None = None
+    progress = Progress(enabled=not quiet and sys.stderr.isatty())
+    notes: list[str] = []
+    used = engine
+    try:
+        tmp_out = _temp_beside(out)
+        tmp_err = _temp_beside(errs)
+        with progress:
+            tally, why = _rate(ruleset, str(usage), in_fmt, str(tmp_out), out_fmt, engine, progress)
+        if why is not None:
+            used = "python (fallback)"
+            notes.append(
+                f"the DuckDB engine cannot read {usage} in place: {why}; the python engine rated it"
+            )
+        _write_errors(tmp_err, err_fmt, tally.errors)
+        os.replace(tmp_out, out)
+        os.replace(tmp_err, errs)
+    except OSError as exc:
+        if exc.filename is not None and Path(exc.filename).resolve() == usage.resolve():
+            raise PricingError(
+                Diagnostic("E402", f"cannot read the usage file: {exc.strerror}", str(usage))
+            ) from None
+        raise BatchError(f"cannot write the output: {exc}") from None
+    finally:
+        for tmp in (tmp_out, tmp_err):
+            if tmp is not None and tmp.exists():
+                tmp.unlink()
+    return BatchSummary(
+        engine=used,
+        records=tally.records,
+        rated=tally.rated,
+        failed=tally.failed_records,
+        interpreted=tally.interpreted,
+        reasons=tuple(sorted(tally.reasons.items(), key=lambda p: (-p[1], p[0]))),
+        totals=tuple(sorted(tally.totals.items())),
+        lines=tally.lines,
+        errors=len(tally.errors),
+        out_path=str(out),
+        errors_path=str(errs),
+        notes=tuple(notes + tally.notes),
+        seconds=time.monotonic() - started,
+    )
+
+
+def _rate(
+    rules: Ruleset,
+    usage: str,
+    in_fmt: str,
+    tmp_out: str,
+    out_fmt: str,
+    engine: str,
+    progress: Progress,
+) -> tuple[Tally, str | None]:
+    """The tally, and why the DuckDB engine handed the file to the python engine (or None)."""
+    try:
+        from ._python import run_python
+
+        if engine == "duckdb":
+            from ._duck import run_duckdb
+
+            try:
+                return run_duckdb(rules, usage, in_fmt, tmp_out, out_fmt, progress), None
+            except CannotReadInPlace as exc:
+                return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), str(exc)
+        return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), None
+    except ImportError as exc:
+        if exc.name != "duckdb":
+            raise
+        hint = "; or use --engine python" if "parquet" not in (in_fmt, out_fmt) else ""
+        raise BatchError(f"this needs the `duckdb` package (pip install duckdb){hint}") from None

@@ -1,0 +1,238 @@
+"""`pricing meter`: through a bare argparse harness and through the `pricing` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pricing_dsl._cli import main
+from pricing_dsl._metering import _cli
+
+from .conftest import DATA, write_events
+
+CASE = DATA / "acceptance-9001"
+EVENTS = [
+    "--logins",
+    str(CASE / "logins.jsonl"),
+    "--connections",
+    str(CASE / "connections.jsonl"),
+    "--calls",
+    str(CASE / "calls.jsonl"),
+]
+
+
+def harness(argv: list[str]) -> int:
+    """The `meter` command on its own, as any argparse program would mount it."""
+    parser = argparse.ArgumentParser(prog="pricing")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _cli.add_parser(sub)
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def _expected() -> dict[str, dict[str, str]]:
+    data: dict[str, dict[str, str]] = json.loads((CASE / "expected-2026-08.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize("entry", [harness, main], ids=["harness", "pricing"])
+def test_jsonl_out(entry: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "usage.jsonl"
+    assert entry(["meter", *EVENTS, "--period", "2026-08", "--out", str(out)]) == 0  # type: ignore[operator]
+    records = [json.loads(line, parse_float=Decimal) for line in out.read_text().splitlines()]
+    assert [r["account"] for r in records] == sorted(_expected())
+    for r in records:
+        want = _expected()[r["account"]]
+        assert r["period"] == "2026-08"
+        assert {k: Decimal(str(r[k])) for k in want} == {k: Decimal(v) for k, v in want.items()}
+    assert '"voice_minutes": 1592.3,' in out.read_text()
+    err = capsys.readouterr().err
+    assert "metered 4 accounts for 2026-08 (UTC) with duckdb" in err
+    assert "minutes exact to the second, per call" in err
+    assert f"wrote 4 records to {out}" in err
+
+
+def test_standard_output_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["meter", *EVENTS, "--period", "2026-08", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 4
+    assert captured.err == ""
+
+
+def test_yaml_directory_then_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "usage"
+    assert main(["meter", *EVENTS, "--period", "2026-08", "--out", f"{out}/"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{a}.yaml" for a in sorted(_expected())]
+    assert "wrote 4 usage files" in capsys.readouterr().err
+    rulesets = str(Path(__file__).resolve().parents[2] / "rulesets")
+    code = main(
+        [
+            "rate",
+            rulesets,
+            "--contract",
+            "acme",
+            "--usage",
+            str(out / "acct9001_1.yaml"),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0
+    invoice = json.loads(capsys.readouterr().out)
+    assert invoice["account"] == "acct9001_1"
+    lines = {ln["code"]: ln for ln in invoice["lines"]}
+    assert Decimal(str(lines["video"]["quantity"])) == Decimal("1943.3")
+
+
+def test_options_reach_the_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "meter",
+            "--calls",
+            str(CASE / "calls.jsonl"),
+            "--period",
+            "2026-08",
+            "--call-rounding",
+            "minute",
+            "--minutes-per",
+            "participant",
+            "--idle-timeout",
+            "90m",
+        ]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    first = json.loads(captured.out.splitlines()[0])
+    assert set(first) == {"account", "period", "voice_minutes", "video_minutes"}
+    assert isinstance(first["voice_minutes"], int)  # whole minutes
+    assert "each call rounded up to the whole minute, per participant" in captured.err
+    assert "open connections close after 1h30m" in captured.err
+
+
+def test_bad_rows_warn_and_strict_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [
+        {"account": "a", "user_id": "u1", "timestamp": "2026-08-01T00:00:00Z"},
+        {"account": "", "user_id": "u2", "timestamp": "2026-08-01T00:00:00Z"},
+        {"account": "a", "user_id": "u3", "timestamp": "yesterday"},
+    ]
+    logins = write_events(tmp_path, "logins", rows)
+    out = tmp_path / "usage.jsonl"
+    assert main(["meter", "--logins", str(logins), "--period", "2026-08", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"{logins}: missing_account: warning[W612]: 1 login row has no account" in err
+    assert "bad_timestamp: warning[W612]: 1 login row has a timestamp that cannot be read" in err
+    assert "logins: 3 rows (2 bad)" in err
+    assert out.read_text().count("\n") == 1
+
+    out.unlink()
+    argv = ["meter", "--logins", str(logins), "--period", "2026-08", "--out", str(out), "--strict"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "error[E612]: 1 login row has no account (e.g. `u2`)" in err
+    assert "Traceback" not in err
+    assert not out.exists()  # nothing written when the run fails
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [
+        (["--map", "user_id"], "E603"),
+        (["--map", "nosuch=x"], "E603"),
+        (["--period", "2026-8"], "E604"),
+        (["--tz", "Nowhere/Special"], "E605"),
+        (["--idle-timeout", "soon"], "E606"),
+        (["--memory-limit", "big"], "E606"),
+        (["--out", "usage.txt"], "E611"),
+    ],
+)
+def test_user_errors_are_diagnostics(
+    extra: list[str], code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["meter", "--logins", str(CASE / "logins.jsonl"), "--period", "2026-08", *extra]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error[{code}]" in err
+    assert "Traceback" not in err
+
+
+def test_no_events_and_missing_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["meter", "--period", "2026-08"]) == 1
+    assert "error[E610]" in capsys.readouterr().err
+    assert main(["meter", "--logins", "nope.jsonl", "--period", "2026-08"]) == 1
+    assert "nope.jsonl: error[E601]: logins file not found" in capsys.readouterr().err
+
+
+def test_output_that_cannot_be_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["meter", "--logins", str(CASE / "logins.jsonl"), "--period", "2026-08"]
+    assert main([*base, "--out", str(tmp_path / "missing" / "u.jsonl")]) == 1
+    assert "the output file is in a directory that does not exist" in capsys.readouterr().err
+    afile = tmp_path / "u.jsonl"
+    afile.write_text("")
+    assert main([*base, "--out", str(afile), "--out-format", "yaml"]) == 1
+    assert "give a directory" in capsys.readouterr().err
+
+
+def test_command_line_misuse_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["meter", "--logins", "x.jsonl"])  # no --period
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["meter", "--period", "2026-08", "--engine", "sqlite"])
+    assert exc.value.code == 2
+    capsys.readouterr()
+
+
+def test_progress_on_standard_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["meter", *EVENTS, "--period", "2026-08", "--progress", "-q"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in err if line.startswith("metering")][:3] == [
+        "metering logins",
+        "metering connections",
+        "metering calls",
+    ]
+
+
+def test_the_spark_engine_from_the_command_line(
+    spark: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The shared test session is active, so the command uses it (as under spark-submit).
+    out = tmp_path / "usage.jsonl"
+    argv = ["meter", *EVENTS, "--period", "2026-08", "--engine", "spark", "--out", str(out)]
+    assert main(argv) == 0
+    assert len(out.read_text().splitlines()) == 4
+    assert "with spark" in capsys.readouterr().err
+
+
+def test_spark_session_of_its_own(tmp_path: Path) -> None:
+    """`--spark-master local[1]` in a fresh process: the command makes its own session."""
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
+    pytest.importorskip("pyspark", reason="PySpark is not installed")
+    out = tmp_path / "usage.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-m", "pricing_dsl._cli", "meter", *EVENTS, "--period", "2026-08"]
+    argv += ["--engine", "spark", "--spark-master", "local[1]", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "metered 4 accounts for 2026-08 (UTC) with spark" in done.stderr
+    assert out.read_text() == harness_output()
+
+
+def harness_output() -> str:
+    """The DuckDB engine's JSON Lines for the acceptance case."""
+    from pricing_dsl._metering import meter
+
+    return meter(
+        CASE / "logins.jsonl", CASE / "connections.jsonl", CASE / "calls.jsonl", period="2026-08"
+    ).to_jsonl()
