@@ -37,6 +37,7 @@ __all__ = [
     "BadRows",
     "MeterOptions",
     "MeterResult",
+    "Progress",
     "UsageRecord",
     "meter",
     "parse_duration",
@@ -47,7 +48,7 @@ ENGINES = ("duckdb", "spark")
 
 #: ``progress(step, fraction)``: ``step`` names the kind being metered
 #: (``"connections (2/3)"``); ``fraction`` is 0 to 1, or None when unknown.
-Progress = Callable[[str, "float | None"], None]
+Progress = Callable[[str, float | None], None]
 
 
 class _Engine(Protocol):

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from .._errors import Diagnostic, PricingError
 from .._output import diagnostics_text
+from . import ENGINES
 from ._options import MeterOptions, parse_duration, parse_map
 
 __all__ = ["add_parser", "run"]
@@ -99,7 +100,12 @@ def add_parser(subparsers: Any) -> None:
         choices=("jsonl", "yaml"),
         help="jsonl (one file) or yaml (one file per account in a directory); default: from --out",
     )
-    out.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb")
+    out.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="duckdb",
+        help="duckdb (embedded, the default) or spark (pip install 'pricing-dsl[spark]')",
+    )
     out.add_argument(
         "--spark-master",
         metavar="URL",

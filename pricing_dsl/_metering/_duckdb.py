@@ -77,7 +77,7 @@ class DuckDBEngine:
                 "SET enable_progress_bar_print = false",
                 # The two names the shared SQL uses that DuckDB spells differently.
                 "CREATE TYPE timestamp_ltz AS TIMESTAMPTZ",
-                "CREATE MACRO unix_micros(t) AS epoch_us(t)",
+                "CREATE MACRO unix_micros(t) AS epoch_us(CAST(t AS TIMESTAMPTZ))",
             ):
                 self._con.execute(statement)
             if options.memory_limit:

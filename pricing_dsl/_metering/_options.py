@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from types import MappingProxyType
 from typing import Literal
 
 from .._errors import Diagnostic, PricingError
@@ -99,10 +100,11 @@ class MeterOptions:
                 key="memory_limit",
                 hint="write an amount such as 4GB or 512MB",
             )
-        # A frozen dataclass still holds whatever mapping it was given; copy it
-        # so later changes to the caller's dict cannot change these options.
+        # A frozen dataclass still holds whatever mapping it was given; keep a
+        # read-only copy, so neither the caller's dict nor anyone holding these
+        # options can change them later.
         clean = _check_map(dict(self.column_map))
-        object.__setattr__(self, "column_map", clean)
+        object.__setattr__(self, "column_map", MappingProxyType(clean))
         zone_of(self.tz)
 
     def source_column(self, kind: str, column: str) -> str:

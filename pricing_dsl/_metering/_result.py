@@ -37,8 +37,8 @@ REASONS: Mapping[str, tuple[str, str]] = MappingProxyType(
         ),
         "end_before_start": ("ends before it starts", "end before they start"),
         "bad_participants": (
-            "has no participants, or not a whole number of at least 1",
-            "have no participants, or not a whole number of at least 1",
+            "has no participants, or not a whole number from 1 to 999,999,999",
+            "have no participants, or not a whole number from 1 to 999,999,999",
         ),
         "conflicting_id": (
             "shares its id with a row that disagrees with it",
@@ -95,10 +95,7 @@ class UsageRecord:
     def to_dict(self) -> dict[str, object]:
         """The record in the project's usage format (numbers stay exact)."""
         out: dict[str, object] = {"account": self.account, "period": self.period.to_json()}
-        for key in ("mau", "peak_connections", "voice_minutes", "video_minutes"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
+        out.update(self._meters())
         return out
 
     def to_json(self) -> str:
@@ -181,6 +178,7 @@ class MeterResult:
 
     @property
     def period(self) -> Period:
+        """The billing period metered (its days; ``cycle`` has the exact instants)."""
         return self.cycle.period
 
     @property
@@ -189,6 +187,7 @@ class MeterResult:
         return {(b.kind, b.reason): b.count for b in self.bad_rows}
 
     def by_account(self) -> dict[str, UsageRecord]:
+        """The records keyed by account id."""
         return {r.account: r for r in self.records}
 
     def to_jsonl(self) -> str:
@@ -233,6 +232,15 @@ class MeterResult:
         """Write the records: ``jsonl`` to a file (``-`` is standard output) or ``yaml``
         to a directory, one ``<account>.yaml`` per account.  Returns the files written.
         """
+        if fmt not in ("jsonl", "yaml") or (fmt == "yaml" and path == "-"):
+            raise PricingError(
+                Diagnostic(
+                    "E611",
+                    f"cannot write {fmt} there: write jsonl to a file or -, or yaml to a directory",
+                    path,
+                    key="out",
+                )
+            )
         if fmt == "jsonl":
             if path == "-":
                 import sys
