@@ -662,7 +662,7 @@ def test_files_duckdb_cannot_split_like_python_go_to_the_python_engine(tmp_path:
     ):
         _py, dk = both(RULES, usage, tmp_path, "jsonl")
         assert dk.engine == "python (fallback)"
-        assert "cannot read" in dk.notes[0]
+        assert "the python engine rated" in dk.notes[0]
         assert errors(tmp_path / "dk.errors.jsonl") == errs
 
 
@@ -764,12 +764,12 @@ def test_a_failed_run_leaves_no_partial_output(
 
 
 def test_empty_input_gives_empty_output(tmp_path: Path) -> None:
-    for name, content in (("e.jsonl", ""), ("e.csv", "account,contract,period\n")):
+    for name, content in (("e.jsonl", ""), ("e.csv", "account,contract,period\n"), ("f.csv", "")):
         usage = tmp_path / name
         usage.write_text(content, "utf-8")
         for out_fmt in FORMATS:
             _py, dk = both(RULES, usage, tmp_path, out_fmt)
-            assert (dk.records, dk.lines) == (0, 0)
+            assert (dk.records, dk.lines, dk.engine) == (0, 0, "duckdb")
             assert read_rows(tmp_path / f"dk.{out_fmt}") == []
 
 
@@ -862,3 +862,19 @@ def test_importing_the_package_does_not_import_duckdb() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert done.stdout.strip() == "False"
+
+
+def test_a_duckdb_that_rounds_differently_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine checks DuckDB's rounding of ties against Python's before trusting it."""
+    from pricing_dsl._batch import _duck, _sql
+
+    def wrong() -> tuple[str, list[tuple[str, str, list[str]]]]:
+        sql, cases = _sql.rounding_self_check()
+        return sql, [(m, p, ["0", *expected[1:]]) for m, p, expected in cases]
+
+    monkeypatch.setattr(_duck, "rounding_self_check", wrong)
+    _py, dk = both(RULES, SHIPPED, tmp_path, "csv")
+    assert dk.engine == "python (fallback)"
+    assert "rounds DECIMAL ties unlike Python" in dk.notes[0]

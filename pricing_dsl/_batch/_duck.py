@@ -19,10 +19,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from .._invoice import decimal_text
@@ -51,6 +53,7 @@ from ._sql import (
     compile_contract,
     compile_variant,
     meter_columns,
+    rounding_self_check,
     sql_string,
 )
 from ._tally import BatchError, CannotReadInPlace, Tally
@@ -99,6 +102,7 @@ def _dec(expr: str) -> str:
 
 
 _ZERO = "CAST(0 AS DECIMAL(18,6))"
+_NULL = "CAST(NULL AS VARCHAR)"
 
 
 # ------------------------------------------------------------------ checks
@@ -231,8 +235,8 @@ def _csv_parse(path: str, header: Sequence[str], meters: Sequence[MeterInfo]) ->
     )
     return f"""
 SELECT raw, blank, COALESCE({" AND ".join(ok)}, FALSE) AS ok, mal,
-  {"NULL" if acc is None else f"CASE WHEN {acc} = '' THEN NULL ELSE {acc} END"} AS account,
-  {"NULL" if con is None else con} AS contract, {"NULL" if per is None else per} AS period,
+  {_NULL if acc is None else f"CASE WHEN {acc} = '' THEN NULL ELSE {acc} END"} AS account,
+  {_NULL if con is None else con} AS contract, {_NULL if per is None else per} AS period,
   {", ".join(f"m{i}" for i in range(len(meters)))}
 FROM (
   SELECT *, {", ".join(values)} FROM (
@@ -312,8 +316,8 @@ def _parquet_parse(
     ]
     return f"""
 SELECT NULL::VARCHAR AS raw, FALSE AS blank, COALESCE({" AND ".join(ok)}, FALSE) AS ok,
-  FALSE AS mal, {acc or "NULL"} AS account, {con or "NULL"} AS contract,
-  {per or "NULL"} AS period,
+  FALSE AS mal, {acc or _NULL} AS account, {con or _NULL} AS contract,
+  {per or _NULL} AS period,
   {", ".join(f"m{i}" for i in range(len(meters)))}
 FROM (SELECT *, {", ".join(values)} FROM read_parquet({sql_string(path)}))"""
 
@@ -466,9 +470,9 @@ def _struct_line(v: Variant, ln: SqlLine, currency: str) -> str:
     return "{" + ", ".join(f"{sql_string(k)}: {e}" for k, e in fields.items()) + "}"
 
 
-def _layers(variants: Sequence[tuple[int, Variant]]) -> str:
+def _layers(variants: Sequence[tuple[int, Variant]], table: str = "recs") -> str:
     """Records with every variant's columns, computed group by group."""
-    q = "SELECT rowid AS ord, * FROM recs WHERE kind <> 0"
+    q = f"SELECT * FROM {table} WHERE kind <> 0"
     depth = max((len(v.columns) for _, v in variants), default=0)
     for g in range(depth):
         cols = []
@@ -540,6 +544,8 @@ class _Engine:
 
         with open(self.path, "rb") as fh:
             first = fh.readline()
+        if not first:
+            return ()  # an empty file: no header, no records
         if first.startswith(BOM):
             first = first[len(BOM) :]
         try:
@@ -618,30 +624,42 @@ class _Engine:
             self.tally.lines += count * len(v.lines)
         return out
 
+    def merge(self, con: Any, fallback: dict[int, Any], scratch: str, out_fmt: str) -> str:
+        """The records table with the interpreter's lines beside their records.
+
+        The lines go through a JSON Lines file (exact text, no numpy or Arrow
+        needed), are joined to their records, and the result is stored in
+        record order, so the output can be written without sorting lines.
+        """
+        if not fallback:
+            return "recs"
+        with open(scratch, "w", encoding="utf-8", newline="") as fh:
+            for ord_, lines in fallback.items():
+                fh.write(json.dumps({"ord": ord_, "lines": lines}, ensure_ascii=False) + "\n")
+        if out_fmt == "parquet":
+            struct = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
+            ltype = f"STRUCT({struct})[]"
+        else:
+            ltype = "VARCHAR[]"
+        con.execute(
+            "CREATE TABLE interpreted AS SELECT * FROM read_json("
+            f"{sql_string(scratch)}, format = 'newline_delimited', "
+            f"columns = {{'ord': 'BIGINT', 'lines': {sql_string(ltype)}}})"
+        )
+        con.execute(
+            "CREATE TABLE merged AS SELECT r.*, i.lines AS interpreted FROM recs AS r "
+            "LEFT JOIN interpreted AS i ON r.rowid = i.ord ORDER BY r.rowid"
+        )
+        return "merged"
+
     def write(
         self,
         con: Any,
         variants: Sequence[tuple[int, Variant]],
-        fallback: dict[int, Any],
+        table: str,
         out_path: str,
         out_fmt: str,
     ) -> None:
-        if fallback:
-            import duckdb
-
-            if out_fmt == "parquet":
-                rtype = duckdb.list_type(
-                    duckdb.struct_type({c: duckdb.type("VARCHAR") for c in COLUMNS})
-                )
-            else:
-                rtype = duckdb.list_type(duckdb.type("VARCHAR"))
-            con.create_function(
-                "pricing_interpreted",
-                lambda o: fallback.get(o, []),
-                [duckdb.type("BIGINT")],
-                rtype,
-                side_effects=False,
-            )
         exprs = {}
         for n, (cid, v) in enumerate(variants):
             currency = self.compiled[cid].contract.currency
@@ -651,18 +669,21 @@ class _Engine:
                 items = [_text_line(ln, out_fmt) for ln in v.lines]
             exprs[n] = "[" + ", ".join(items) + "]"
         lines = _by_variant(variants, exprs)
-        if fallback:
-            lines = f"CASE WHEN kind = 2 THEN pricing_interpreted(ord) ELSE {lines} END"
+        interpreted = table != "recs"
+        if interpreted:
+            lines = f"CASE WHEN kind = 2 THEN interpreted ELSE {lines} END"
         elif not variants:
             lines = "CAST(NULL AS VARCHAR[])"
         used = {
             cid: (self.compiled[cid].contract.id, self.compiled[cid].contract.currency)
             for cid, _ in variants
         }
-        pre = _prefix(out_fmt, used) if out_fmt != "parquet" else "NULL"
-        inner = f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM ({_layers(variants)})"
+        pre = _prefix(out_fmt, used) if out_fmt != "parquet" else _NULL
+        inner = (
+            f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM ({_layers(variants, table)})"
+        )
         if out_fmt == "parquet":
-            if not variants and not fallback:
+            if not variants and not interpreted:
                 select = (
                     "SELECT "
                     + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS)
@@ -754,6 +775,11 @@ def run_duckdb(
             raise CannotReadInPlace(why)
     con = duckdb.connect(":memory:")
     try:
+        sql, cases = rounding_self_check()
+        if [list(x) for x in con.execute(sql).fetchall()[0]] != [c[2] for c in cases]:
+            raise CannotReadInPlace(
+                f"DuckDB {duckdb.__version__} rounds DECIMAL ties unlike Python"
+            )
         con.execute("SET preserve_insertion_order = true")
         # Progress is tracked for our own bar, never printed by DuckDB.
         con.execute("SET enable_progress_bar = true")
@@ -766,17 +792,19 @@ def run_duckdb(
             )
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CannotReadInPlace(f"DuckDB cannot read it ({first})") from None
+            raise CannotReadInPlace(f"DuckDB cannot read it: {first}") from None
         if in_fmt == "csv" and con.execute("SELECT count(*) FROM recs WHERE mal").fetchall()[0][0]:
             raise CannotReadInPlace("it has quoted fields that span lines or are malformed")
         totals: _Background | None = None
+        scratch = str(Path(out_path).with_name(Path(out_path).name + ".interpreted.jsonl"))
         try:
             variants = engine.variants(con)
             fallback = engine.interpret(con, out_fmt)
             if variants:
                 # Summed alongside the write, which spends much of its time on I/O.
                 totals = _Background(con, engine.totals_sql(variants))
-            engine.write(con, variants, fallback, out_path, out_fmt)
+            table = engine.merge(con, fallback, scratch, out_fmt)
+            engine.write(con, variants, table, out_path, out_fmt)
             if totals is not None:
                 engine.add_totals(totals.result())
         except duckdb.Error as exc:
@@ -784,6 +812,8 @@ def run_duckdb(
         finally:
             if totals is not None:
                 totals.stop()
+            if os.path.exists(scratch):
+                os.unlink(scratch)
     finally:
         con.close()
     return tally

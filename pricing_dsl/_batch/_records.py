@@ -74,10 +74,11 @@ def record_from_json_text(line: int, text: str) -> Record:
         return Record(line, error=exc.diagnostics[0])
 
 
-def _not_utf8(line: int, exc: UnicodeDecodeError) -> Record:
+def _not_utf8(line: int, exc: UnicodeDecodeError, bad_line: int | None = None) -> Record:
+    where = "this line" if bad_line in (None, line) else f"line {bad_line} of this record"
     return Record(
         line,
-        error=Diagnostic("E400", f"this line is not UTF-8 text (byte {exc.start + 1})"),
+        error=Diagnostic("E400", f"{where} is not UTF-8 text (byte {exc.start + 1})"),
     )
 
 
@@ -199,7 +200,7 @@ def read_csv(path: str | Path) -> Iterator[Record]:
                 continue
             bad = [n for n in range(start, reader.line_num + 1) if n in lines.bad]
             if bad:
-                yield _not_utf8(start if bad[0] == start else bad[0], lines.bad[bad[0]])
+                yield _not_utf8(start, lines.bad[bad[0]], bad[0])
                 continue
             yield record_from_cells(start, header, row)
     finally:

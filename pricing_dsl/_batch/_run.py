@@ -174,9 +174,7 @@ def run_batch(
             tally, why = _rate(ruleset, str(usage), in_fmt, str(tmp_out), out_fmt, engine, progress)
         if why is not None:
             used = "python (fallback)"
-            notes.append(
-                f"the DuckDB engine cannot read {usage} in place: {why}; the python engine rated it"
-            )
+            notes.append(f"not rated by DuckDB ({why}); the python engine rated {usage}")
         _write_errors(tmp_err, err_fmt, tally.errors)
         os.replace(tmp_out, out)
         os.replace(tmp_err, errs)

@@ -11,9 +11,9 @@ carries a bound on its integer digits and its scale, and anything that
 could need more than 38 digits is refused at compile time, so DuckDB never
 rounds, overflows or falls back to floating point.  Meter values reach the
 SQL only when they have at most 12 integer digits and 6 decimals (others go
-to the interpreter).  Lines are rounded once with ``round`` (half away from
-zero, which is Python's ROUND_HALF_UP) or ``round_even`` (ROUND_HALF_EVEN),
-as the interpreter does; adjustments follow ``apply_adjustments`` step by
+to the interpreter).  Lines are rounded once, as the interpreter does, with
+``round`` (half away from zero, which is Python's ROUND_HALF_UP), corrected
+on exact ties for ROUND_HALF_EVEN; adjustments follow ``apply_adjustments`` step by
 step.  Division only compiles where it is exact or compared directly, where
 cross-multiplication gives the interpreter's answer.
 """
@@ -186,15 +186,75 @@ def least(a: Num, b: Num) -> Num:
 
 
 def rounded(x: Num, places: int, mode: str) -> Num:
-    """Round once to ``places`` decimals: half_up or half_even, as the interpreter does."""
+    """Round once to ``places`` decimals: half_up or half_even, as the interpreter does.
+
+    DuckDB's ``round`` on a DECIMAL rounds half away from zero, which is
+    ROUND_HALF_UP.  Half-even is that, moved back one unit where the value
+    was exactly halfway and the rounded last digit is odd (``round_even`` is
+    not used: some DuckDB versions get DECIMAL ties wrong).
+    """
     if x.value is not None:
         q = Decimal(1).scaleb(-places)
         # + 0 turns -0.00 into 0.00, as apply_adjustments does.
         return lit(CONTEXT.add(x.value.quantize(q, ROUNDING[mode], CONTEXT), _ZERO))
     if x.scale <= places:
         return Num(f"CAST({x.sql} AS DECIMAL({WIDTH},{places}))", x.digits, places)
-    fn = "round" if mode == "half_up" else "round_even"
-    return Num(f"CAST({fn}({x.sql}, {places}) AS DECIMAL({WIDTH},{places}))", x.digits + 1, places)
+    up = Num(f"CAST(round({x.sql}, {places}) AS DECIMAL({WIDTH},{places}))", x.digits + 1, places)
+    if mode == "half_up":
+        return up
+    unit = lit(Decimal(1).scaleb(-places))
+    half = lit(Decimal(5).scaleb(-places - 1))
+    Num("", up.digits + places, places)  # the rounded value in minor units fits
+    tie = f"abs({x.sql} - {up.sql}) = {half.sql}"
+    odd = f"CAST({up.sql} * {10**places} AS HUGEINT) % 2 <> 0"
+    return Num(
+        f"(CASE WHEN {tie} AND {odd} THEN CASE WHEN {x.sql} < 0 THEN {up.sql} + {unit.sql} "
+        f"ELSE {up.sql} - {unit.sql} END ELSE {up.sql} END)",
+        up.digits,
+        places,
+    )
+
+
+def rounding_self_check() -> tuple[str, list[tuple[str, str, list[str]]]]:
+    """A query that rounds known ties with the generated SQL, and what Python says.
+
+    Returns the SQL (one row: a list of texts per case) and, per case,
+    (mode, places, expected texts).  The DuckDB engine runs it first: a
+    DuckDB that rounds differently is not used.
+    """
+    values = [
+        "0.005",
+        "-0.005",
+        "0.015",
+        "-0.015",
+        "1.005",
+        "-1.005",
+        "2.675",
+        "0.0049",
+        "0",
+        "-2.5",
+        "3.5",
+        "0.5",
+    ]
+    cases: list[tuple[str, str, list[str]]] = []
+    selects = []
+    for mode in ("half_up", "half_even"):
+        for places in (0, 2):
+            x = Num("x", 2, 4)
+            expr = rounded(x, places, mode)
+            selects.append(
+                f"[CAST({expr.sql} AS VARCHAR) FOR x IN "
+                f"[{', '.join(f'CAST({sql_string(v)} AS DECIMAL({WIDTH},4))' for v in values)}]]"
+            )
+            q = Decimal(1).scaleb(-places)
+            cases.append(
+                (
+                    mode,
+                    str(places),
+                    [decimal_text(Decimal(v).quantize(q, ROUNDING[mode]) + 0) for v in values],
+                )
+            )
+    return "SELECT " + ", ".join(selects), cases
 
 
 ZERO = lit(_ZERO)
@@ -626,11 +686,12 @@ def compile_contract(c: ResolvedContract, catalog: Catalog) -> CompiledContract:
     cond = _Conditions(meters)
     conditions = []
     for layer in conditional:
+        parts = []
+        if layer.from_date is not None:
+            parts.append(f"(pstart >= DATE '{layer.from_date.isoformat()}')")
         if layer.condition is not None:
-            conditions.append(cond.boolean(layer.condition))
-        else:
-            assert layer.from_date is not None
-            conditions.append(f"(pstart >= DATE '{layer.from_date.isoformat()}')")
+            parts.append(cond.boolean(layer.condition))
+        conditions.append("(" + " AND ".join(parts) + ")")
     term = c.static_terms.get(("term",))
     compiled = CompiledContract(c, tuple(conditions), None if term is None else term.value)
     for key in range(2 ** len(conditional)):

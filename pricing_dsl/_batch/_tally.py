@@ -17,7 +17,11 @@ class BatchError(Exception):
 
 
 class CannotReadInPlace(Exception):
-    """The DuckDB engine cannot read this file in place; the python engine rates it instead."""
+    """The DuckDB engine cannot rate this file exactly as Python would; the python engine does.
+
+    The message says why: the file cannot be split into Python's lines or
+    records in place, or this DuckDB computes differently.
+    """
 
 
 class Tally:
