@@ -39,7 +39,7 @@ from ._records import (
     csv_header,
     parquet_rows,
     rate_record,
-    record_from_cells,
+    record_from_csv_text,
     record_from_json_text,
 )
 from ._rows import COLUMNS, CSV_HEADER, csv_field, csv_line, json_line, json_str
@@ -583,12 +583,7 @@ class _Engine:
         if self.in_fmt == "jsonl":
             records = [(o, record_from_json_text(o + 1, raw)) for o, raw in rows]
         elif self.in_fmt == "csv":
-            import csv
-
-            records = [
-                (o, record_from_cells(o + 2, self.header, next(csv.reader([raw]), [])))
-                for o, raw in rows
-            ]
+            records = [(o, record_from_csv_text(o + 2, self.header, raw)) for o, raw in rows]
         else:
             wanted = "SELECT rowid FROM recs WHERE kind = 2"
             records = [(r.line - 1, r) for r in parquet_rows(con, self.path, wanted)]

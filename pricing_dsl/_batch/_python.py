@@ -6,6 +6,7 @@ engine hands a whole file to when it cannot read that file in place.
 
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Any
 from .._ruleset import Ruleset
 from ._progress import Progress
 from ._records import Outcome, Record, parquet_rows, rate_record, read_csv, read_jsonl
-from ._rows import COLUMNS, CSV_HEADER, csv_line, json_line
+from ._rows import COLUMNS, CSV_HEADER, json_line
 from ._sql import sql_string
 from ._tally import Tally
 
@@ -75,17 +76,19 @@ def run_python(
             os.close(fd)
             target = scratch
         with open(target, "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out, lineterminator="\n")
             if out_fmt == "csv":
                 out.write(CSV_HEADER + "\n")
-            fmt = csv_line if out_fmt == "csv" else json_line
             for rec in _records(usage_path, in_fmt, progress, con):
                 if rec.error is not None:
                     tally.outcome(rec.line, Outcome(errors=(rec.error,)), None)
                     continue
                 result = rate_record(rules, rec.data, whole)
                 tally.outcome(rec.line, result, None)
-                for row in result.rows:
-                    out.write(fmt(row) + "\n")
+                if out_fmt == "csv":
+                    writer.writerows(["" if v is None else v for v in row] for row in result.rows)
+                else:
+                    out.writelines(json_line(row) + "\n" for row in result.rows)
         if scratch is not None:
             columns = ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in COLUMNS)
             select = (

@@ -32,6 +32,7 @@ __all__ = [
     "read_csv",
     "read_jsonl",
     "record_from_cells",
+    "record_from_csv_text",
     "record_from_json_text",
 ]
 
@@ -155,6 +156,15 @@ def record_from_cells(line: int, header: tuple[str, ...], row: list[str]) -> Rec
         )
     # An empty cell is a missing value.
     return Record(line, {k: v for k, v in zip(header, row, strict=True) if v != ""})
+
+
+def record_from_csv_text(line: int, header: tuple[str, ...], text: str) -> Record:
+    """A record from one line of CSV (a line that is a whole record)."""
+    try:
+        row = next(csv.reader([text]), [])
+    except csv.Error as exc:
+        return Record(line, error=Diagnostic("E400", f"this CSV line cannot be read: {exc}"))
+    return record_from_cells(line, header, row)
 
 
 def read_csv(path: str | Path) -> Iterator[Record]:

@@ -82,7 +82,9 @@ def json_str(value: str | None) -> str:
 
 def json_line(row: Sequence[str | None]) -> str:
     """One JSON object on one line, keys in COLUMNS order, no spaces."""
-    return "{" + ",".join(f'"{k}":{json_str(v)}' for k, v in zip(COLUMNS, row, strict=True)) + "}"
+    return json.dumps(
+        dict(zip(COLUMNS, row, strict=True)), ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def csv_field(value: str | None) -> str:
@@ -93,5 +95,7 @@ def csv_field(value: str | None) -> str:
 
 
 def csv_line(row: Sequence[str | None]) -> str:
-    """One CSV record without its line terminator."""
-    return ",".join(csv_field(v) for v in row)
+    """One CSV record without its line terminator, as Python's csv writer writes it."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(["" if v is None else v for v in row])
+    return buf.getvalue()[:-1]
