@@ -38,20 +38,9 @@ from typing import Any
 
 import pricing_dsl
 from pricing_dsl._batch import run_batch
+from pricing_dsl._batch._rows import COLUMNS  # the output layout the baseline must match
 
 ROOT = Path(__file__).resolve().parent.parent
-COLUMNS = (
-    "account",
-    "contract",
-    "period",
-    "currency",
-    "code",
-    "description",
-    "quantity",
-    "unit",
-    "unit_price",
-    "amount",
-)
 
 # acme, by hand: the terms of rulesets/contracts/acme.pricing for 2026-08.
 CENT = Decimal("0.01")
