@@ -375,7 +375,8 @@ def _not_plain(node: yaml.ScalarNode, text: str) -> yaml.constructor.Constructor
         None,
         None,
         f"`{text}` is not a plain decimal number (YAML would read it as binary, octal, "
-        "hexadecimal or base 60); write it in decimal digits",
+        "hexadecimal or base 60, or as text when it has a leading zero); write it in "
+        "decimal digits without leading zeros",
         node.start_mark,
     )
 
@@ -420,6 +421,12 @@ def _yaml_mapping(loader: _ExactLoader, node: yaml.MappingNode) -> dict[Any, Any
 
 _ExactLoader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
 _ExactLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+# YAML 1.1 reads `010` as octal but `08` and `09` (not octal) as the text "08",
+# which would then pass as a decimal string.  Resolve every leading-zero number
+# as an int so `_yaml_int` refuses them all alike.
+_ExactLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"\A[-+]?0[0-9_]+\Z"), list("-+0")
+)
 _ExactLoader.add_constructor("tag:yaml.org,2002:map", _yaml_mapping)
 
 

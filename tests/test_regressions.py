@@ -30,6 +30,9 @@ def codes(text: str) -> list[tuple[str, int, int]]:
     ("yaml_text", "needle"),
     [
         ("mau: 010\n", "`010` is not a plain decimal number"),
+        ("mau: 08\n", "`08` is not a plain decimal number"),
+        ("peak_connections: -09\n", "`-09` is not a plain decimal number"),
+        ("mau: 0_8\n", "`0_8` is not a plain decimal number"),
         ("mau: 0x10\n", "`0x10` is not a plain decimal number"),
         ("peak_connections: 1:30\n", "`1:30` is not a plain decimal number"),
         ("voice_minutes: 1:30.5\n", "`1:30.5` is not a plain decimal number"),
@@ -46,6 +49,9 @@ def test_yaml_quirks_are_refused_not_misread(yaml_text: str, needle: str) -> Non
 def test_plain_yaml_numbers_still_read_exactly() -> None:
     usage = parse_usage_text("mau: 1_000\nvoice_minutes: 0.1\nvideo_minutes: 0\n", "u.yaml")
     assert usage.values == {"mau": 1000, "voice_minutes": Decimal("0.1"), "video_minutes": 0}
+    # A leading zero before the point is plain; quoted text is the user's own choice.
+    usage = parse_usage_text('voice_minutes: 0.5\nmau: "08"\n', "u.yaml")
+    assert usage.values == {"voice_minutes": Decimal("0.5"), "mau": 8}
 
 
 def test_the_callers_decimal_context_never_matters() -> None:
