@@ -241,6 +241,17 @@ def logins_sql(families: Families, cycle: Cycle) -> str:
     )
 
 
+def _interval(families: Families, start: str, end: str) -> dict[str, str]:
+    """The placeholders of a query over rows with an id and a start and end time."""
+    return {
+        "id_missing": _missing("id", "string"),
+        "s": _micros(start, families[start]),
+        "s_missing": _missing(start, families[start]),
+        "e": _micros(end, families[end]),
+        "e_missing": _missing(end, families[end]),
+    }
+
+
 def connections_sql(families: Families, cycle: Cycle, options: MeterOptions) -> str:
     """Peak concurrent connections per account, and the row counts."""
     if options.idle_timeout is None:
@@ -250,11 +261,7 @@ def connections_sql(families: Families, cycle: Cycle, options: MeterOptions) -> 
         open_end, open_until = f"s + {timeout}", f"its connect + {timeout} microseconds"
     return CONNECTIONS.format(
         **_common(families, cycle),
-        id_missing=_missing("id", "string"),
-        s=_micros("connected_at", families["connected_at"]),
-        s_missing=_missing("connected_at", families["connected_at"]),
-        e=_micros("disconnected_at", families["disconnected_at"]),
-        e_missing=_missing("disconnected_at", families["disconnected_at"]),
+        **_interval(families, "connected_at", "disconnected_at"),
         open_end=open_end,
         open_until=open_until,
     )
@@ -270,11 +277,7 @@ def calls_sql(families: Families, cycle: Cycle, options: MeterOptions) -> str:
         p, p_check = "1", "FALSE"
     return CALLS.format(
         **_common(families, cycle),
-        id_missing=_missing("id", "string"),
-        s=_micros("started_at", families["started_at"]),
-        s_missing=_missing("started_at", families["started_at"]),
-        e=_micros("ended_at", families["ended_at"]),
-        e_missing=_missing("ended_at", families["ended_at"]),
+        **_interval(families, "started_at", "ended_at"),
         p=p,
         p_check=p_check,
         unit=str(options.rounding_us),
