@@ -200,34 +200,21 @@ def test_rate_explain(pricing_cmd: str, ws: Path) -> None:
     assert "standard rate (billing FAQ)" in out  # voice and video were not stated
 
 
-def test_rate_reads_usage_from_stdin(pricing_cmd: str, ws: Path) -> None:
+@pytest.mark.parametrize(
+    ("stdin", "extra"),
+    [
+        (AUGUST, ()),
+        (json.dumps({"period": "2026-08", "mau": 1100}), ("--contract", "c")),
+    ],
+    ids=["yaml", "json"],
+)
+def test_rate_reads_usage_from_stdin(
+    pricing_cmd: str, ws: Path, stdin: str, extra: tuple[str, ...]
+) -> None:
     result = run(
-        pricing_cmd,
-        "rate",
-        "rules.pricing",
-        "--usage",
-        "-",
-        "--format",
-        "json",
-        stdin=AUGUST,
-        cwd=ws,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["total"] == "120.00"
-    as_json = json.dumps({"period": "2026-08", "mau": 1100})
-    result = run(
-        pricing_cmd,
-        "rate",
-        "rules.pricing",
-        "--usage",
-        "-",
-        "--contract",
-        "c",
-        "--format",
-        "json",
-        stdin=as_json,
-        cwd=ws,
-    )
+        pricing_cmd, "rate", "rules.pricing", "--usage", "-", *extra, "--format", "json",
+        stdin=stdin, cwd=ws,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["total"] == "120.00"
 
