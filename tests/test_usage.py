@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pricing_dsl
 from pricing_dsl import Period, PricingError, Usage
 from pricing_dsl._usage import load_usage_file, parse_usage_text
+
+ROOT = Path(__file__).resolve().parent.parent
 
 RULES = """currency USD
 meter sms "SMS" unit message
@@ -428,3 +434,69 @@ def test_a_period_at_the_end_of_the_calendar_does_not_crash(rules: pricing_dsl.R
             rate("p", {"period": "9999-12"})
         except PricingError as exc:
             assert exc.codes == ["E401"]
+
+
+# ------------------------------------------------- the schema's fast subset
+
+_VALUES = st.one_of(
+    st.integers(-2, 3),
+    st.integers(0, 10**16),
+    st.decimals(allow_nan=False, allow_infinity=False, min_value=-1, max_value=3, places=3),
+    st.sampled_from(
+        ["", "0", "12", "1.5", "1.", ".5", "-1", "1e3", "12\n", "2026-08", "2026-13", "2026-08\n",
+         "2026-08x", "2026-08-01", "2026-8", "acct", "٣", "2026-08-01x"]
+    ),
+    st.none(),
+    st.booleans(),
+    st.fixed_dictionaries(
+        {"start": st.sampled_from(["2026-08-01", "2026-8-1", "2026-08-01x"]),
+         "end": st.sampled_from(["2026-08-31", "2026-08-31\n"])}
+    ),
+    st.fixed_dictionaries({"start": st.just("2026-08-01")}),
+)  # fmt: skip
+_KEYS = ["mau", "peak_connections", "voice_minutes", "sms", "period", "account", "contract", "x"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(usage=st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=2))
+def test_the_fast_check_accepts_only_what_the_schema_accepts(
+    rules: pricing_dsl.Ruleset, usage: dict[str, Any]
+) -> None:
+    # `pricing rate` skips jsonschema when this check passes, so it must never
+    # pass usage the schema would refuse.
+    from pricing_dsl._usage import _plainly_valid, _validator
+
+    custom = tuple(m.usage_key for m in rules.meters if not m.builtin)
+    if _plainly_valid(usage, rules.meters):
+        assert _validator(custom).is_valid(usage), usage
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"period": "2026-08", "mau": 26250, "voice_minutes": Decimal("0.5")},
+        {"period": {"start": "2026-08-01", "end": "2026-08-15"}, "sms": "12.5"},
+        {"account": "a-1", "contract": "p", "peak_connections": Decimal(3)},
+    ],
+)
+def test_the_fast_check_knows_plain_usage(
+    rules: pricing_dsl.Ruleset, usage: dict[str, Any]
+) -> None:
+    from pricing_dsl._usage import _plainly_valid
+
+    assert _plainly_valid(usage, rules.meters)
+
+
+def test_rating_a_plain_usage_file_does_not_import_jsonschema() -> None:
+    code = (
+        "import sys, pricing_dsl\n"
+        "rules = pricing_dsl.load('rulesets/contracts/acme.pricing', 'rulesets/catalog.pricing')\n"
+        "from pricing_dsl._usage import load_usage_file\n"
+        "usage = load_usage_file('rulesets/examples/usage/acme-2026-08.yaml', rules.meters)\n"
+        "assert rules.rate('acme', usage).total\n"
+        "print('jsonschema' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
