@@ -8,11 +8,32 @@ Load plans and contracts once, then rate many accounts::
     print(invoice.total)
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line
 from ._ruleset import Ruleset, load, loads
-from ._metering import BadRows, MeterOptions, MeterResult, UsageRecord, meter
 from ._usage import Period, Usage
+
+if TYPE_CHECKING:
+    from ._metering import BadRows, MeterOptions, MeterResult, UsageRecord, meter
+
+_METERING = frozenset({"BadRows", "MeterOptions", "MeterResult", "UsageRecord", "meter"})
+
+
+def __getattr__(name: str) -> Any:
+    # Metering is imported on first use, so `import pricing_dsl` (and every
+    # `pricing rate`) does not pay for it.
+    if name in _METERING:
+        from . import _metering
+
+        return getattr(_metering, name)
+    raise AttributeError(f"module 'pricing_dsl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _METERING)
+
 
 __all__ = [
     "BadRows",

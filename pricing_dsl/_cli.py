@@ -32,7 +32,8 @@ def _add_paths(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `pricing` parser; `meter` and `batch` are added unless ``command`` is another one."""
     parser = _Parser(
         prog="pricing",
         description="Check pricing rulesets and rate usage into exact invoice lines.",
@@ -154,6 +155,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_schema, subparser=p)
 
+    if command in sub.choices:
+        # Rating one invoice should start fast: the metering and batch
+        # packages are imported only when they may be asked for.
+        return parser
     # Subcommands that live in their own subpackages, each with add_parser().
     import importlib
 
@@ -375,8 +380,11 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `pricing` command; returns the exit code."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    # The top-level parser takes no options but --help, so the first word
+    # that is not an option names the command.
+    parser = _build_parser(next((w for w in words if not w.startswith("-")), None))
+    args = parser.parse_args(words)
     try:
         code: int = args.func(args)
         return code

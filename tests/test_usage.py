@@ -500,3 +500,20 @@ def test_rating_a_plain_usage_file_does_not_import_jsonschema() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_rating_one_invoice_imports_neither_metering_nor_batch() -> None:
+    # `pricing rate` start-up: the CLI adds `meter` and `batch` only when asked.
+    code = (
+        "import sys\n"
+        "from pricing_dsl._cli import main\n"
+        "usage = 'rulesets/examples/usage/acme-2026-08.yaml'\n"
+        "code = main(['rate', 'rulesets/', '--usage', usage])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('pricing_dsl._metering',"
+        " 'pricing_dsl._batch', 'jsonschema', 'duckdb')))\n"
+        "print(code, loaded, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stderr.strip() == "0 []", done.stderr
