@@ -5,15 +5,18 @@ Runs only on rulesets that checked clean, so every name here resolves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from . import _ast as A
 from ._checker import CheckResult
+from ._conditions import compiled
+from ._decimal import CONTEXT
 from ._errors import Diagnostic, PricingError, Span
 from ._invoice import decimal_text
-from ._rating import Catalog, rate
+from ._rating import Catalog, _fee_factor, _term, adjustment_plan, rate
 from ._terms import STANDARD, AllowanceSpec, MeterInfo, RateSpec, ResolvedContract, Sourced, TermKey
 from ._usage import Period, Usage
 
@@ -292,6 +295,7 @@ def _price_drops(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> lis
     # as usage grows; a total can fall only through a volume tier or a `when`
     # rule.  So only meters with a volume tier, or named in a condition, are
     # probed, and only for contracts that wrote such a clause themselves.
+    # (Rounding can still cost a cent here and there: see the walk below.)
     conditioned: set[str] = set()
     own_clause = False
     for layer in c.layers:
@@ -308,31 +312,215 @@ def _price_drops(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> lis
         )
         if not (own_volume or (own_clause and meter.usage_key in conditioned)):
             continue
+        points = _probe_points(c, meter)
         for period in _probe_periods(c):
-            previous: tuple[Decimal, Decimal] | None = None
-            for q in _probe_points(c, meter):
-                try:
-                    total = rate(c, Usage({meter.usage_key: q}, period), catalog).total
-                except PricingError:
-                    break
-                if previous is not None and total < previous[1]:
-                    out.append(
-                        _warn(
-                            "W106",
-                            f"the total goes down as `{meter.usage_key}` goes up: "
-                            f"{decimal_text(previous[1])} at {decimal_text(previous[0])}, but "
-                            f"{decimal_text(total)} at {decimal_text(q)}",
-                            decl.id.span,
-                            hint="a volume tier or a `when` rule makes more usage cheaper; "
-                            "graduated tiers avoid the cliff",
-                        )
+            ended, drop = _first_drop(c, meter, period, points, catalog)
+            if drop is not None:
+                before_q, before, q, total = drop
+                out.append(
+                    _warn(
+                        "W106",
+                        f"the total goes down as `{meter.usage_key}` goes up: "
+                        f"{decimal_text(before)} at {decimal_text(before_q)}, but "
+                        f"{decimal_text(total)} at {decimal_text(q)}",
+                        decl.id.span,
+                        hint="a volume tier or a `when` rule makes more usage cheaper; "
+                        "graduated tiers avoid the cliff",
                     )
-                    break
-                previous = (q, total)
-            else:
-                continue
-            break
+                )
+            if ended:
+                # After a drop (only the first is reported) or a rating error
+                # (the same at every point), this meter is done.
+                break
     return out
+
+
+# ------------------------------------------------------------ probing, pruned
+#
+# The W106 check compares the totals at consecutive probe points and reports
+# the first pair where the total falls.  Rating is what costs (a full invoice
+# with explanations, about 60 microseconds), so the walk rates only the
+# points whose total can matter and skips the rest, with the same result.
+#
+# Why skipping is safe.  For one period, the terms in force at a usage value
+# depend only on which layers apply (the `from` layers on the period, the
+# `when` layers on their conditions): call that the signature of the point.
+# For fixed terms, the total is a non-decreasing function of the probed
+# meter's usage q when `_monotone` says so:
+#
+# - fee lines and the other meters' lines do not depend on q (their usage is
+#   0 in every probe, and allowances depend on terms, not on usage);
+# - the probed meter's line is round(f(q)) with f non-decreasing for a flat
+#   or graduated rate (not for a volume table), as prices, like every amount
+#   in a checked ruleset, are never negative (E205); rounding to the minor
+#   unit is non-decreasing too;
+# - adjustments run on the running subtotal R, which is always a multiple of
+#   the minor unit (a sum of rounded amounts):
+#   * percentage discounts that do not reach the line are constants; one
+#     that does adds round(-B*p) to B = the line plus constants, and
+#     B + round(-B*p) is a nearest multiple of the minor unit to B*(1-p),
+#     which is non-decreasing in B for 0 <= p <= 1.  Two such discounts are
+#     not: each rounds on its own, and 0.01 - 0.00 - 0.00 > 0.02 - 0.01 - 0.01
+#     at 45% each, so then every point is rated;
+#   * a fixed discount and caps on other lines subtract min(E, max(R, 0))
+#     rounded, with E >= 0 constant: R for R < 0, 0 up to E, then R plus a
+#     constant -- non-decreasing in R;
+#   * a cap on the probed line is not modelled (its net amount and the
+#     subtotal move together, with separate roundings), so every point is
+#     rated;
+#   * the minimum true-up gives max(R, M) when M (the prorated minimum) is a
+#     multiple of the minor unit; otherwise a tie in rounding M - R could
+#     depend on R, so every point is rated.
+#
+# So within a run of consecutive points with the same signature and monotone
+# terms, no pair can show a drop: only the last point before a change of
+# signature and the first point after it are compared, and both are rated.
+# Points in runs that are not monotone are all rated, as before.
+#
+# Rating errors: those that do not depend on the usage value (a period
+# outside the term, a period the contract needs) are raised at every point,
+# so the first rated point finds them and the walk stops, as before.  The
+# only value-dependent error is a product too long to be exact (E401); with
+# every probe point below 10**20 and at most 12 decimal places, and every
+# ruleset number checked below 10**15 with at most 9 (E225), no product or
+# sum comes near the 100 digits rating computes with.  Larger points (a
+# `when` threshold is not size-checked) turn pruning off for the walk.
+
+_SMALL = Decimal(10) ** 20
+_FINEST = -12
+
+
+def _first_drop(
+    c: ResolvedContract,
+    meter: MeterInfo,
+    period: Period | None,
+    points: list[Decimal],
+    catalog: Catalog,
+) -> tuple[bool, tuple[Decimal, Decimal, Decimal, Decimal] | None]:
+    """Whether the walk ended early, and the first fall: (q0, total0, q1, total1).
+
+    It ends early at the first fall, or when rating raises, which ends the
+    probing of this meter exactly as an exhaustive walk would.
+    """
+    previous: tuple[Decimal, Decimal] | None = None
+    for q, needed in zip(points, _points_to_rate(c, meter, period, points), strict=True):
+        if not needed:
+            continue
+        try:
+            total = rate(c, Usage({meter.usage_key: q}, period), catalog).total
+        except PricingError:
+            return True, None
+        if previous is not None and total < previous[1]:
+            return True, (previous[0], previous[1], q, total)
+        previous = (q, total)
+    return False, None
+
+
+def _points_to_rate(
+    c: ResolvedContract, meter: MeterInfo, period: Period | None, points: list[Decimal]
+) -> list[bool]:
+    """Which probe points the walk must rate (see the comment above)."""
+    n = len(points)
+    if not all(q < _SMALL and _exponent(q) >= _FINEST for q in points):
+        return [True] * n
+    tests = _layer_tests(c)
+    sigs = [_signature(tests, {meter.usage_key: q}, period) for q in points]
+    monotone: dict[tuple[bool, ...] | None, bool] = {None: False}
+    for sig in sigs:
+        if sig is not None and sig not in monotone:
+            monotone[sig] = _monotone(c, sig, meter, period)
+    needed = []
+    for j, sig in enumerate(sigs):
+        starts_run = j > 0 and sigs[j - 1] != sig
+        ends_run = j < n - 1 and sigs[j + 1] != sig
+        needed.append(not monotone[sig] or starts_run or ends_run)
+    if n and not any(needed):
+        # One monotone run: no drop is possible, but rate one point so that
+        # an error is found (and ends the probing) exactly as before.
+        needed[0] = True
+    return needed
+
+
+def _exponent(q: Decimal) -> int:
+    exponent = q.as_tuple().exponent
+    return exponent if isinstance(exponent, int) else _FINEST - 1
+
+
+# A layer as `terms_for` tests it: its `from` date and its compiled condition.
+_Test = tuple[date | None, Callable[[Mapping[str, Any], Period | None], Any] | None]
+
+
+def _layer_tests(c: ResolvedContract) -> list[_Test] | None:
+    """Each layer's test, or None when every layer always applies."""
+    if not c.has_conditions:
+        return None
+    # `compiled` is what `holds` calls; fetched once here, because its cache
+    # look-up hashes the whole condition tree every time.
+    return [
+        (layer.from_date, None if layer.condition is None else compiled(layer.condition))
+        for layer in c.layers
+    ]
+
+
+def _signature(
+    tests: list[_Test] | None, values: Mapping[str, Decimal], period: Period | None
+) -> tuple[bool, ...] | None:
+    """Which layers apply, decided as ``terms_for`` decides it; None if that fails.
+
+    A point whose signature cannot be worked out (it would raise) is rated,
+    so the interpreter meets it, and reports it, exactly as before.
+    """
+    if tests is None:
+        return ()
+    applies = []
+    try:
+        for from_date, condition in tests:
+            ok = True
+            if from_date is not None:
+                # With no period, rating raises E303 whatever the usage: the
+                # AttributeError here just sends the point to be rated.
+                ok = period.start >= from_date  # type: ignore[union-attr]
+            if ok and condition is not None:
+                ok = condition(values, period) is True
+            applies.append(ok)
+    except Exception:
+        return None
+    return tuple(applies)
+
+
+def _monotone(
+    c: ResolvedContract, sig: tuple[bool, ...], meter: MeterInfo, period: Period | None
+) -> bool:
+    """Whether, with these layers applied, the total cannot fall as the meter's usage rises."""
+    terms: Mapping[TermKey, Sourced[Any]]
+    if not c.has_conditions:
+        terms = c.static_terms
+    else:
+        folded: dict[TermKey, Sourced[Any]] = {}
+        for layer, applies in zip(c.layers, sig, strict=True):
+            if applies:
+                folded.update(layer.patch)
+        terms = folded
+    rate_s = terms.get(("meter", meter.id, "rate"))
+    if rate_s is not None and rate_s.value.mode == "volume":
+        return False
+    reaching = 0
+    for step in adjustment_plan(terms):
+        # `usage` reaches every usage line; a line code reaches that line only.
+        reaches = step.target in (meter.line_code, "usage")
+        if step.kind == "pct" and reaches:
+            reaching += 1
+            if not 0 <= step.value <= 100:
+                return False
+        elif step.kind == "cap" and reaches:
+            return False
+        elif step.kind == "minimum":
+            factor = _fee_factor(period, _term(terms))[0]
+            amount = CONTEXT.multiply(step.value, factor)
+            grid = Decimal(1).scaleb(-c.minor_units)
+            if amount != amount.quantize(grid, context=CONTEXT):
+                return False
+    return reaching <= 1
 
 
 def lint(files: Iterable[A.File], result: CheckResult) -> list[Diagnostic]:
