@@ -48,7 +48,10 @@ _add = EXACT.add
 _sub = EXACT.subtract
 _div = CONTEXT.divide
 
-Variant = Callable[[Mapping[str, Any]], tuple[tuple[Decimal, ...], Decimal] | None]
+# A variant rates usage straight into an Invoice; None means "use the interpreter".
+Variant = Callable[[Mapping[str, Any], Period | None, tuple[str, ...]], Invoice | None]
+# Builds an invoice's lines (with explanations) when someone reads them.
+LineBuilder = Callable[[Mapping[str, Any], Period | None, str | None], tuple[Line, ...]]
 
 
 # ---------------------------------------------------------------- conditions
@@ -85,8 +88,12 @@ def _allowance(terms: Mapping[TermKey, Sourced[Any]], meter: str) -> Decimal:
 
 
 def _compile_variant(
-    c: ResolvedContract, terms: Mapping[TermKey, Sourced[Any]], catalog: Catalog
-) -> tuple[tuple[str, ...], Variant]:
+    c: ResolvedContract,
+    terms: Mapping[TermKey, Sourced[Any]],
+    catalog: Catalog,
+    meta: tuple[str, str, str, int],
+    lines: LineBuilder,
+) -> Variant:
     src = _Source()
     quantum = src.const(Decimal(1).scaleb(-c.minor_units))
     mode = src.const(ROUNDING[terms[("rounding",)].value])
@@ -197,9 +204,18 @@ def _compile_variant(
     # One subset test refuses unknown keys, and also usage of meters this
     # variant does not price: those rare records go to the interpreter.
     unread = {m.usage_key for m in catalog.meters if ("meter", m.id, "rate") not in terms}
-    checks = ["    if not v.keys() <= ALLOWED: return None"]
+    checks = [
+        "    if not v.keys() <= ALLOWED: return None",
+        # No account is fine; one that is not plain text is for the interpreter to refuse.
+        "    account = v.get('account', MISSING)",
+        "    if account is MISSING: account = None",
+        "    elif type(account) is not str or not account: return None",
+        "    contract = v.get('contract', MISSING)",
+        "    if contract is not MISSING and (type(contract) is not str or not contract):",
+        "      return None",
+    ]
     src.consts.update(ALLOWED=_allowed_keys(catalog) - unread, **_VALIDATION_NAMES)
-    body = ["def variant(v):", " try:", *checks, *src.lines]
+    body = ["def variant(v, period, fired):", " try:", *checks, *src.lines]
     tuple_expr = "(" + "".join(f"{x}, " for x in amounts) + ")"
     if plan:
         src.consts.update(
@@ -228,14 +244,22 @@ def _compile_variant(
     body.append(f"    t = {running}")
     if plan:
         body.append("    for r in adj: t = add(t, r[0])")
-    body.append("    return amounts, t")
+    # Built here rather than by the caller: one call per account fewer, which
+    # is measurable next to a hand-written function (benchmarks/bench_rate.py).
+    # The usage is copied: the caller may reuse its dict for the next account.
+    body.append(
+        "    return LAZY(META, period, LINE_CODES, amounts, t, account, fired,"
+        " (LINES, v.copy(), period, account))"
+    )
     body.append(" except ArithmeticError:")
     body.append("    return None")
+    src.consts.update(LAZY=Invoice._lazy, META=meta, LINE_CODES=tuple(codes), LINES=lines)
     namespace: dict[str, Any] = {"mul": _mul, "add": _add, "sub": _sub, **src.consts}
     code = "\n".join(body)
     exec(compile(code, f"<pricing variant {c.id}>", "exec"), namespace)
-    namespace["variant"].source = code  # for debugging and the docs
-    return tuple(codes), namespace["variant"]
+    variant: Variant = namespace["variant"]
+    variant.source = code  # type: ignore[attr-defined]  # for debugging and the docs
+    return variant
 
 
 # ------------------------------------------------------------------ contract
@@ -326,13 +350,13 @@ class CompiledContract:
         self.meta = (c.id, c.name, c.currency, c.minor_units)
         self.keys = frozenset(m.usage_key for m in catalog.meters)
         self.check = _checker(catalog)
-        self.variants: dict[tuple[bool, ...], tuple[tuple[str, ...], Variant]] = {}
+        self.variants: dict[tuple[bool, ...], Variant] = {}
         self.lock = threading.Lock()
         self.by_period: dict[str | None, Any] | None = (
             None if any(la.condition is not None for la, _ in self.conditional) else {}
         )
 
-    def _variant(self, key: tuple[bool, ...]) -> tuple[tuple[str, ...], Variant]:
+    def _variant(self, key: tuple[bool, ...]) -> Variant:
         found = self.variants.get(key)
         if found is not None:
             return found
@@ -344,7 +368,7 @@ class CompiledContract:
                 for layer in self.c.layers:
                     if not layer.conditional or next(fired):
                         terms.update(layer.patch)
-                found = _compile_variant(self.c, terms, self.catalog)
+                found = _compile_variant(self.c, terms, self.catalog, self.meta, self._lines)
                 self.variants[key] = found
         return found
 
@@ -367,7 +391,7 @@ class CompiledContract:
                 self.by_period[x] = found
             if found is None:
                 return None
-            period, codes, variant, fired = found
+            period, variant, fired = found
         else:
             # Conditions read the values, so validate them all first.
             if not self.check(data):
@@ -378,36 +402,15 @@ class CompiledContract:
             found = self._for_period(period, data)
             if found is None:
                 return None
-            period, codes, variant, fired = found
-        account = data.get("account", _MISSING)
-        if account is _MISSING:
-            account = None
-        elif type(account) is not str or not account:
-            return None
-        contract = data.get("contract", _MISSING)
-        if contract is not _MISSING and (type(contract) is not str or not contract):
-            return None
-        # The variant validates each value as it reads it, and reads only the
-        # meter keys, so it can take the mapping as it is.
-        result = variant(data)
-        if result is None:
-            return None
-        amounts, total = result
-        return Invoice._lazy(
-            self.meta,
-            period,
-            codes,
-            amounts,
-            total,
-            account,
-            fired,
-            # A copy: the caller may reuse its dict for the next account.
-            (self._lines, data.copy(), period, account),
-        )
+            period, variant, fired = found
+        # The variant validates each value as it reads it (and the account and
+        # contract), and reads only known keys, so it can take the mapping as it is.
+        invoice: Invoice | None = variant(data, period, fired)
+        return invoice
 
     def _for_period(
         self, period: Period | None, data: Mapping[str, Any]
-    ) -> tuple[Period | None, tuple[str, ...], Variant, tuple[str, ...]] | None:
+    ) -> tuple[Period | None, Variant, tuple[str, ...]] | None:
         """The variant for this usage, or None where only the interpreter will do."""
         if self.needs_period:
             if period is None:
@@ -426,8 +429,7 @@ class CompiledContract:
             key.append(ok)
             if ok:
                 names.append(layer.label)
-        codes, variant = self._variant(tuple(key))
-        return period, codes, variant, tuple(names)
+        return period, self._variant(tuple(key)), tuple(names)
 
     def _lines(
         self, data: Mapping[str, Any], period: Period | None, account: str | None

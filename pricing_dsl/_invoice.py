@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from ._usage import Period
@@ -140,7 +141,8 @@ class Invoice:
     currency = property(lambda self: self._meta[2], doc="ISO 4217 code.")
     minor_units = property(lambda self: self._meta[3], doc="Digits after the decimal point.")
     period = property(lambda self: self._ctx[0], doc="The rated period, if any.")
-    total = property(lambda self: self._total, doc="Sum of the rounded line amounts.")
+    # A C-level getter: a billing run reads the total of every invoice.
+    total = property(attrgetter("_total"), doc="Sum of the rounded line amounts.")
     account = property(lambda self: self._ctx[1])
     issue_date = property(lambda self: self._ctx[2])
     rules_applied = property(

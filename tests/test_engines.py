@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,3 +64,37 @@ def test_partial_periods_and_errors_fall_back_to_the_interpreter() -> None:
         assert exc.codes == ["E401"]
     else:  # pragma: no cover
         raise AssertionError("negative MAU was accepted")
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"account": ""},
+        {"account": None},
+        {"account": 7},
+        {"contract": ""},
+        {"contract": ["acme"]},
+        {"mau": True},
+        {"mau": "26250"},
+        {"mau": Decimal("26250.5")},
+        {"voice_minutes": Decimal("-0")},
+        {"voice_minutes": Decimal("NaN")},
+        {"sms": 1},
+        {"period": "2026-8"},
+        {"period": None},
+    ],
+    ids=repr,
+)
+def test_odd_values_are_judged_by_the_interpreter(odd: dict[str, object]) -> None:
+    # The fast path must accept nothing the interpreter refuses, and must give
+    # the interpreter's answer where the interpreter accepts an unusual form.
+    rules = pricing_dsl.load("rulesets")
+    usage = {"period": "2026-08", "mau": 26250, **odd}
+    try:
+        expected = rules.rate_reference("acme", usage)
+    except pricing_dsl.PricingError as exc:
+        with pytest.raises(pricing_dsl.PricingError) as info:
+            rules.rate("acme", usage)
+        assert info.value.codes == exc.codes
+    else:
+        assert rules.rate("acme", usage).to_dict() == expected.to_dict()
