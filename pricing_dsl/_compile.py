@@ -269,7 +269,8 @@ def _valid(var: str, whole: bool, fail: str, indent: str) -> list[str]:
     """Code that checks one usage value is a non-negative int or finite Decimal."""
     lines = [
         f"{indent}if type({var}) is int:",
-        f"{indent}  if not 0 <= {var} < LIMIT: {fail}",
+        # An int bound for ints: comparing an int with a Decimal costs more.
+        f"{indent}  if not 0 <= {var} < INT_LIMIT: {fail}",
         f"{indent}elif type({var}) is DECIMAL:",
         # Negative zero, NaN, infinities and values past the limits all go to
         # the interpreter, which refuses or normalises them.
@@ -287,6 +288,7 @@ _VALIDATION_NAMES = {
     "DECIMAL": Decimal,
     "ZERO": _ZERO,
     "LIMIT": LIMIT,
+    "INT_LIMIT": int(LIMIT),
     "MISSING": _MISSING,
 }
 
