@@ -7,7 +7,12 @@ lines, then times `pricing_dsl.load` (parse + check) and the full
 `check_paths(..., warnings=True)` that `pricing check` runs, in lines per
 second.  The baseline in the same process is Lark alone parsing the same
 text with the same grammar, so the ratio shows what the AST and the
-checker add on top of parsing.
+checker add on top of parsing.  Lark is timed with the garbage collector
+paused, as loading pauses it, so the ratio compares like with like.
+
+--repeat N times each step N times and reports the fastest (the machine
+may be shared); --warnings FILE writes every diagnostic `pricing check`
+found, one a line, for diffing two versions.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 
 import pricing_dsl
 from pricing_dsl._parser import _lark
-from pricing_dsl._ruleset import check_paths
+from pricing_dsl._ruleset import _no_gc_pauses, check_paths
 
 CATALOG = """currency USD
 addon hipaa "HIPAA compliance" 500.00 per month
@@ -60,6 +65,8 @@ contract c{i} "Customer {i}" extends base {{
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=1, help="time each step N times, keep the best")
+    ap.add_argument("--warnings", type=Path, help="write the diagnostics found to this file")
     args = ap.parse_args()
     parts = [CATALOG]
     n = 0
@@ -72,16 +79,23 @@ def main() -> int:
         path = Path(tmp, "big.pricing")
         path.write_text(text)
         _lark()  # build (or load) the parser before timing
-        t0 = time.perf_counter()
-        _lark().parse(text)
-        lark_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        rules = pricing_dsl.load(path)
-        load_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        _, diags = check_paths(path, warnings=True)
-        check_s = time.perf_counter() - t0
+        lark_s = load_s = check_s = float("inf")
+        for _ in range(max(args.repeat, 1)):
+            with _no_gc_pauses():
+                t0 = time.perf_counter()
+                _lark().parse(text)
+                lark_s = min(lark_s, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            rules = pricing_dsl.load(path)
+            load_s = min(load_s, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            _, diags = check_paths(path, warnings=True)
+            check_s = min(check_s, time.perf_counter() - t0)
     assert len(rules.contracts) == n + 1
+    if args.warnings:
+        args.warnings.write_text(
+            "".join(f"{d.code} {d.line}:{d.column} {d.message}\n" for d in diags)
+        )
     print(f"{lines:,} lines, {n:,} contracts")
     print(f"{'step':<40} {'seconds':>8} {'lines/s':>10} {'vs Lark alone':>14}")
     for name, s in (
