@@ -423,7 +423,12 @@ def _points_to_rate(
     n = len(points)
     if not all(q < _SMALL and _exponent(q) >= _FINEST for q in points):
         return [True] * n
-    tests = _layer_tests(c)
+    try:
+        tests = _layer_tests(c)
+    except Exception:
+        # Compiling a condition failed (a RecursionError, say): rate every
+        # point, so the interpreter meets the failure where it did before.
+        return [True] * n
     sigs = [_signature(tests, {meter.usage_key: q}, period) for q in points]
     monotone: dict[tuple[bool, ...] | None, bool] = {None: False}
     for sig in sigs:
