@@ -9,13 +9,12 @@ URIs (``s3a://``, ``hdfs://``) go to Spark as they are.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
 from .._errors import Diagnostic, PricingError
-from ._inputs import Column, Source, check_columns, first_line
+from .._spark_session import SparkUnavailable, error_message, open_session, task_fraction
+from ._inputs import Column, Source, check_columns
 from ._options import MeterOptions
 
 __all__ = ["SparkEngine"]
@@ -43,67 +42,22 @@ def _family(role: str, type_name: str) -> str:
     return "cast"
 
 
-def _message(exc: BaseException) -> str:
-    # A Py4J error's text is a Java stack trace; its first line after the
-    # call description says what went wrong.
-    java = getattr(exc, "java_exception", None)
-    if java is not None:
-        try:
-            text = str(java.getMessage() or java.toString())
-        except Exception:  # the JVM may already be gone
-            text = str(exc)
-        return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first_line(exc)
-
-
 class SparkEngine:
     """Runs the metering SQL with Spark SQL on a local or remote Spark session."""
 
     name = "spark"
 
     def __init__(self, options: MeterOptions, session: Any = None) -> None:
+        # The session setup (find or start one, Java, quiet logs, settings put
+        # back on a borrowed session) is shared with `pricing batch`.
         try:
-            from pyspark import SparkConf
-            from pyspark.sql import SparkSession
-        except ImportError:
-            raise _unavailable(
-                "the spark engine needs PySpark, which is not installed",
-                hint="pip install 'pricing-dsl[spark]'",
-            ) from None
+            self._session = open_session(
+                "pricing meter", master=options.spark_master, session=session, conf=_SESSION_CONF
+            )
+        except SparkUnavailable as exc:
+            raise _unavailable(exc.message, exc.hint) from None
         self._views: list[str] = []
-        self._owned = False
-        if session is None:
-            session = SparkSession.getActiveSession()
-        if session is None:
-            if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-                raise _unavailable(
-                    "the spark engine needs a Java runtime, and none was found",
-                    hint="install Java 17 or later, or set JAVA_HOME; or use --engine duckdb",
-                )
-            builder = SparkSession.builder.appName("pricing meter")
-            if options.spark_master:
-                builder = builder.master(options.spark_master)
-            elif not SparkConf().contains("spark.master"):
-                # Not under spark-submit and no master given: run locally.
-                builder = builder.master("local[*]")
-            for key, value in _SESSION_CONF.items():
-                builder = builder.config(key, value)
-            # Spark's console progress bar would interleave with ours.
-            builder = builder.config("spark.ui.showConsoleProgress", "false")
-            try:
-                session = builder.getOrCreate()
-            except Exception as exc:  # any failure to start is the same to a user
-                raise _unavailable(f"cannot start Spark: {_message(exc)}") from None
-            # Our own session: a bad input file is reported as a diagnostic
-            # (E608), so Spark need not also log the task failure and its
-            # Java stack trace.
-            session.sparkContext.setLogLevel("FATAL")
-            self._owned = True
-        self.spark = session
-        # A session that is not ours gets our settings for this run only.
-        self._saved = {key: session.conf.get(key, None) for key in _SESSION_CONF}
-        for key, value in _SESSION_CONF.items():
-            session.conf.set(key, value)
+        self.spark = self._session.session
         from pyspark.sql import functions
 
         self._functions = functions
@@ -165,34 +119,17 @@ class SparkEngine:
     def _read_error(self, source: Source, exc: BaseException) -> PricingError:
         return PricingError(
             Diagnostic(
-                "E608", f"cannot read the {source.kind} files: {_message(exc)}", source.label
+                "E608", f"cannot read the {source.kind} files: {error_message(exc)}", source.label
             )
         )
 
     def progress(self) -> float | None:
         """The share of finished tasks in the running stages, or None when none runs."""
-        try:
-            tracker = self.spark.sparkContext.statusTracker()
-            done = total = 0
-            for stage in tracker.getActiveStageIds():
-                info = tracker.getStageInfo(stage)
-                if info is not None:
-                    done += info.numCompletedTasks
-                    total += info.numTasks
-        except Exception:  # progress is best effort, never an error
-            return None
-        return done / total if total else None
+        return task_fraction(self.spark)
 
     def close(self) -> None:
         for view in self._views:
             # The session may already be stopped; the views then are gone too.
             with contextlib.suppress(Exception):
                 self.spark.catalog.dropTempView(view)
-        if self._owned:
-            self.spark.stop()
-            return
-        for key, value in self._saved.items():
-            if value is None:
-                self.spark.conf.unset(key)
-            else:
-                self.spark.conf.set(key, value)
+        self._session.close()
