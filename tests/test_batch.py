@@ -668,7 +668,7 @@ def test_bad_requests(tmp_path: Path) -> None:
     with pytest.raises(BatchUsageError, match="does not exist"):
         run_batch(RULES, usage, tmp_path / "missing" / "o.jsonl")
     with pytest.raises(BatchUsageError, match="unknown engine"):
-        run_batch(RULES, usage, tmp_path / "o.jsonl", engine="spark")
+        run_batch(RULES, usage, tmp_path / "o.jsonl", engine="flink")
     with pytest.raises(PricingError) as exc:
         run_batch(RULES, tmp_path / "none.jsonl", tmp_path / "o.jsonl")
     assert exc.value.codes == ["E402"]
