@@ -1,7 +1,8 @@
 """`pricing batch` end to end, against a hand-written per-account Decimal loop.
 
 Run: python benchmarks/bench_batch.py [--accounts 1000000] [--formats jsonl,csv,parquet]
-                                      [--engines baseline,python,duckdb] [--dir DIR] [--keep]
+                                      [--engines baseline,python,duckdb[,spark]] [--dir DIR]
+                                      [--keep]
 
 For each format it generates N accounts on the worked-example contract
 `acme` (rulesets/contracts/acme.pricing) as a usage file, then times, end to
@@ -11,7 +12,11 @@ end (read the file, rate every account, write every line item):
   as in benchmarks/bench_rate.py, with the standard library (and pyarrow
   for Parquet, when installed);
 - `run_batch(engine="python")`: every record through Ruleset.rate;
-- `run_batch(engine="duckdb")`: SQL compiled from the contract, run by DuckDB.
+- `run_batch(engine="duckdb")`: SQL compiled from the contract, run by DuckDB;
+- `run_batch(engine="spark")` (only when asked for): Spark reads the file and
+  its executors rate each record as the python engine does, on a local
+  session on every core, started before the clock starts (its start-up time
+  is printed apart).
 
 All three must write the same line items, checked byte for byte (JSON
 Lines, CSV) or row by row in order (Parquet) before any figure is printed:
@@ -247,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--accounts", type=int, default=1_000_000)
     ap.add_argument("--formats", default="jsonl,csv,parquet", help="input and output formats")
-    ap.add_argument("--engines", default="baseline,python,duckdb")
+    ap.add_argument(
+        "--engines", default="baseline,python,duckdb", help="any of baseline,python,duckdb,spark"
+    )
     ap.add_argument("--dir", help="where to put the files (default: a temporary directory)")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     args = ap.parse_args(argv)
@@ -265,6 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-batch-"))
     directory.mkdir(parents=True, exist_ok=True)
     rules = pricing_dsl.load(ROOT / "rulesets")
+    spark = None
+    if "spark" in engines:
+        from pricing_dsl._spark_session import open_session
+
+        started = time.perf_counter()
+        # The engine borrows this active session, as it would under spark-submit.
+        spark = open_session("pricing batch benchmark", python_workers=True)
+        print(f"started a local Spark session in {time.perf_counter() - started:.1f} s")
     try:
         started = time.perf_counter()
         usage = generate(args.accounts, directory)
@@ -313,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
             "all outputs identical to the baseline's"
         )
     finally:
+        if spark is not None:
+            spark.close()
         if not args.keep and not args.dir:
             shutil.rmtree(directory, ignore_errors=True)
     return 0

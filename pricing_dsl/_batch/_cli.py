@@ -46,7 +46,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--engine",
         choices=ENGINES,
         default="duckdb",
-        help="duckdb: SQL compiled from the contracts (default); python: record by record",
+        help="duckdb: SQL compiled from the contracts (default); python: record by record; "
+        "spark: Spark reads the file and its executors rate it (pip install 'pricing-dsl[spark]')",
+    )
+    p.add_argument(
+        "--spark-master",
+        metavar="URL",
+        help="with --engine spark: the Spark master to run on "
+        "(default: the active session, spark-submit's master, or local)",
     )
     p.add_argument(
         "--quiet",
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             engine=args.engine,
             errors_path=args.errors,
             quiet=args.quiet,
+            spark_master=args.spark_master,
         )
     except BatchUsageError as exc:
         parser = getattr(args, "subparser", None)

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from .._errors import Diagnostic, PricingError
 from .._ruleset import Ruleset
@@ -20,7 +21,9 @@ from ._tally import BatchError, CannotReadInPlace, Tally
 
 __all__ = ["ENGINES", "BatchError", "BatchSummary", "BatchUsageError", "run_batch"]
 
-ENGINES = ("duckdb", "python")
+ENGINES = ("duckdb", "python", "spark")
+# How the summary names an engine that handed the file to the python engine.
+_ENGINE_NAMES = {"duckdb": "DuckDB", "spark": "Spark"}
 ERROR_COLUMNS = ("line", "code", "key", "message", "hint")
 
 
@@ -130,6 +133,8 @@ def run_batch(
     engine: str = "duckdb",
     errors_path: str | os.PathLike[str] | None = None,
     quiet: bool = False,
+    spark_master: str | None = None,
+    spark_session: Any = None,
 ) -> BatchSummary:
     """Rate every record of a usage file into a file of line items.
 
@@ -139,13 +144,24 @@ def run_batch(
     input line number, and never stop the run.  Both files are written
     under temporary names and renamed when the run succeeds.
 
+    ``engine`` is ``duckdb``, ``python`` or ``spark``.  The spark engine
+    runs on ``spark_session`` if given, else on the active session, else on
+    a session it starts on ``spark_master`` (default: spark-submit's master,
+    or local).
+
     Raises BatchUsageError for a bad request, PricingError when the usage
     file is missing or its CSV header is unusable, BatchError when the run
     cannot complete.
     """
     started = time.monotonic()
     if engine not in ENGINES:
-        raise BatchUsageError(f"unknown engine `{engine}`: use {' or '.join(ENGINES)}")
+        raise BatchUsageError(
+            f"unknown engine `{engine}`: use {', '.join(ENGINES[:-1])} or {ENGINES[-1]}"
+        )
+    if spark_master is not None and engine != "spark":
+        raise BatchUsageError(
+            f"--spark-master is for --engine spark, not {engine}: give both, or neither"
+        )
     usage = Path(usage_path)
     out = Path(out_path)
     errs = Path(errors_path) if errors_path is not None else default_errors_path(out)
@@ -171,10 +187,22 @@ def run_batch(
         tmp_out = _temp_beside(out)
         tmp_err = _temp_beside(errs)
         with progress:
-            tally, why = _rate(ruleset, str(usage), in_fmt, str(tmp_out), out_fmt, engine, progress)
+            tally, why = _rate(
+                ruleset,
+                str(usage),
+                in_fmt,
+                str(tmp_out),
+                out_fmt,
+                engine,
+                progress,
+                spark_master=spark_master,
+                spark_session=spark_session,
+            )
         if why is not None:
             used = "python (fallback)"
-            notes.append(f"not rated by DuckDB ({why}); the python engine rated {usage}")
+            notes.append(
+                f"not rated by {_ENGINE_NAMES[engine]} ({why}); the python engine rated {usage}"
+            )
         _write_errors(tmp_err, err_fmt, tally.errors)
         os.replace(tmp_out, out)
         os.replace(tmp_err, errs)
@@ -213,18 +241,35 @@ def _rate(
     out_fmt: str,
     engine: str,
     progress: Progress,
+    *,
+    spark_master: str | None,
+    spark_session: Any,
 ) -> tuple[Tally, str | None]:
-    """The tally, and why the DuckDB engine handed the file to the python engine (or None)."""
+    """The tally, and why the engine handed the file to the python engine (or None)."""
     try:
         from ._python import run_python
 
-        if engine == "duckdb":
-            from ._duck import run_duckdb
+        try:
+            if engine == "duckdb":
+                from ._duck import run_duckdb
 
-            try:
                 return run_duckdb(rules, usage, in_fmt, tmp_out, out_fmt, progress), None
-            except CannotReadInPlace as exc:
-                return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), str(exc)
+            if engine == "spark":
+                from ._spark import run_spark
+
+                tally = run_spark(
+                    rules,
+                    usage,
+                    in_fmt,
+                    tmp_out,
+                    out_fmt,
+                    progress,
+                    master=spark_master,
+                    session=spark_session,
+                )
+                return tally, None
+        except CannotReadInPlace as exc:
+            return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), str(exc)
         return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), None
     except ImportError as exc:
         if exc.name != "duckdb":
