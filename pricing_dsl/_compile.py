@@ -24,9 +24,10 @@ from typing import Any
 
 from ._conditions import compiled
 from ._decimal import CONTEXT, EXACT, ROUNDING
-from ._invoice import Invoice, Line
+from ._invoice import Invoice, Item, Line
 from ._rating import (
     Catalog,
+    adjustment_description,
     adjustment_plan,
     apply_adjustments,
     rate,
@@ -52,6 +53,57 @@ _div = CONTEXT.divide
 Variant = Callable[[Mapping[str, Any], Period | None, tuple[str, ...]], Invoice | None]
 # Builds an invoice's lines (with explanations) when someone reads them.
 LineBuilder = Callable[[Mapping[str, Any], Period | None, str | None], tuple[Line, ...]]
+# How a line's quantity and unit price follow from the usage, in a variant:
+# ("fixed", price) for fees, ("adjustment",), or ("meter", usage key, free
+# units, rate) for a meter's line.
+Shape = tuple[str, str, str, tuple[Any, ...]]  # code, description, unit, how
+_ONE = Decimal(1)
+
+
+class _Lines:
+    """A fast-path invoice's lines: in full (through the interpreter) or plain.
+
+    ``items`` gives what a billing run writes -- code, description, quantity,
+    unit, unit price, amount -- from the variant's own terms, without the
+    interpreter and its explanations; tests hold it to the interpreter's lines.
+    """
+
+    __slots__ = ("full", "shapes")
+
+    def __init__(self, full: LineBuilder, shapes: tuple[Shape, ...]) -> None:
+        self.full = full
+        self.shapes = shapes
+
+    def lines(
+        self, data: Mapping[str, Any], period: Period | None, account: str | None
+    ) -> tuple[Line, ...]:
+        return self.full(data, period, account)
+
+    def items(self, data: Mapping[str, Any], amounts: tuple[Decimal, ...]) -> tuple[Item, ...]:
+        out: list[Item] = []
+        for (code, description, unit, how), amount in zip(self.shapes, amounts, strict=True):
+            if how[0] == "fixed":
+                out.append((code, description, _ONE, unit, how[1], amount))
+            elif how[0] == "adjustment":
+                out.append((code, description, _ONE, unit, None, amount))
+            else:
+                _, key, free, spec = how
+                used = Decimal(data.get(key, 0))
+                billable = max(_ZERO, CONTEXT.subtract(used, free))
+                out.append((code, description, billable, unit, _unit_price(spec, used), amount))
+        return tuple(out)
+
+
+def _unit_price(spec: RateSpec, used: Decimal) -> Decimal | None:
+    """The unit price a meter's line shows, as the interpreter shows it."""
+    if spec.mode == "flat":
+        return spec.price
+    if spec.mode == "graduated":
+        return None
+    for tier in spec.tiers:
+        if tier.up_to is None or used <= tier.up_to:
+            return tier.price
+    return spec.tiers[-1].price
 
 
 # ---------------------------------------------------------------- conditions
@@ -94,6 +146,7 @@ def _compile_variant(
     meta: tuple[str, str, str, int],
     lines: LineBuilder,
 ) -> Variant:
+    shapes: list[Shape] = []
     src = _Source()
     quantum = src.const(Decimal(1).scaleb(-c.minor_units))
     mode = src.const(ROUNDING[terms[("rounding",)].value])
@@ -109,6 +162,7 @@ def _compile_variant(
     if base is not None:
         codes.append("base")
         kinds.append("fee")
+        shapes.append(("base", f"Base fee ({c.name})", "month", ("fixed", base.value)))
         amounts.append(
             src.const(
                 base.value.quantize(
@@ -184,6 +238,9 @@ def _compile_variant(
                 first = False
         codes.append(meter.line_code)
         kinds.append("usage")
+        shapes.append(
+            (meter.line_code, meter.name, meter.unit, ("meter", meter.usage_key, free, spec))
+        )
         amounts.append(a)
     listed = terms[("addons",)].value
     for addon_id in listed:
@@ -193,6 +250,9 @@ def _compile_variant(
         )
         codes.append(f"addon.{addon_id}")
         kinds.append("fee")
+        shapes.append(
+            (f"addon.{addon_id}", catalog.addons[addon_id].name, "month", ("fixed", addon_price))
+        )
         amounts.append(
             src.const(
                 addon_price.quantize(
@@ -230,6 +290,10 @@ def _compile_variant(
         body.append(f"        adj = APPLY(PLAN, CODES, KINDS, amounts, lambda d: {rounded('d')})")
         body.append("    amounts = amounts + tuple(r[0] for r in adj)")
         codes.extend(step.code for step in plan)
+        shapes.extend(
+            (step.code, adjustment_description(step), "adjustment", ("adjustment",))
+            for step in plan
+        )
     else:
         body.append(f"    amounts = {tuple_expr}")
     # Fixed lines are constants: add them up once, here, not per account.
@@ -253,7 +317,9 @@ def _compile_variant(
     )
     body.append(" except ArithmeticError:")
     body.append("    return None")
-    src.consts.update(LAZY=Invoice._lazy, META=meta, LINE_CODES=tuple(codes), LINES=lines)
+    src.consts.update(
+        LAZY=Invoice._lazy, META=meta, LINE_CODES=tuple(codes), LINES=_Lines(lines, tuple(shapes))
+    )
     namespace: dict[str, Any] = {"mul": _mul, "add": _add, "sub": _sub, **src.consts}
     code = "\n".join(body)
     exec(compile(code, f"<pricing variant {c.id}>", "exec"), namespace)

@@ -78,6 +78,10 @@ class Line:
         return out
 
 
+# code, description, quantity, unit, unit price (None for tiers and adjustments), amount
+Item = tuple[str, str, Decimal, str, "Decimal | None", Decimal]
+
+
 class Invoice:
     """Rated charges for one contract.  ``total`` is the sum of the rounded lines.
 
@@ -111,7 +115,7 @@ class Invoice:
         self._codes = tuple(ln.code for ln in lines)
         self._amounts = tuple(ln.amount for ln in lines)
         self._total = total
-        # (function, *arguments) that builds the lines, for lazily built invoices.
+        # (builder, *arguments) whose ``lines`` builds the lines, for lazily built invoices.
         self._build: tuple[Any, ...] | None = None
 
     @classmethod
@@ -156,9 +160,23 @@ class Invoice:
         if self._lines is None:
             assert self._build is not None
             # Building twice from two threads is harmless: the result is the same.
-            fn, *args = self._build
-            self._lines = fn(*args)
+            builder, *args = self._build
+            self._lines = builder.lines(*args)
         return self._lines
+
+    def _items(self) -> tuple[Item, ...]:
+        """(code, description, quantity, unit, unit price, amount) of every line.
+
+        What a billing run writes.  A fast-path invoice computes these from its
+        contract's terms without building the lines' explanations.
+        """
+        if self._lines is None and self._build is not None:
+            items: tuple[Item, ...] = self._build[0].items(self._build[1], self._amounts)
+            return items
+        return tuple(
+            (ln.code, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.amount)
+            for ln in self.lines
+        )
 
     @property
     def amounts(self) -> dict[str, Decimal]:

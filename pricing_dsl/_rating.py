@@ -472,7 +472,6 @@ def _adjustments(
                 if hit
                 else f"-{v}% × 0"
             )
-            desc = f"{v}% discount on {step.target}"
             detail = (
                 "step 1 (percentage discounts): on " + ", ".join(codes[i] for i in hit)
                 if hit
@@ -481,24 +480,21 @@ def _adjustments(
         elif step.kind == "fixed":
             shown = money(v) if factor == ONE else f"{money(v)} × {_fraction(factor)}"
             text = f"-min({shown}, subtotal {money(work[0])})"
-            desc = f"{money(v)} discount"
             detail = "step 2 (fixed discounts): never takes the invoice below zero"
         elif step.kind == "cap":
             net, excess = work
             text = f"-max(0, {money(net)} - {money(v)})"
-            desc = f"{step.target} capped at {money(v)}"
             detail = "step 3 (caps): on the line net of percentage discounts" + (
                 "" if excess == ZERO else f"; {money(excess)} above the cap"
             )
         else:
             shown = money(v) if factor == ONE else f"{money(v)} × {_fraction(factor)}"
             text = f"max(0, {shown} - subtotal {money(work[0])})"
-            desc = f"Minimum commitment true-up ({money(v)})"
             detail = "step 4 (minimum): tops the subtotal up to the minimum"
         out.append(
             Line(
                 step.code,
-                desc,
+                adjustment_description(step),
                 ONE,
                 "adjustment",
                 None,
@@ -509,6 +505,18 @@ def _adjustments(
             )
         )
     return out
+
+
+def adjustment_description(step: AdjStep) -> str:
+    """The description of an adjustment's line (an ``adjustment_plan`` step)."""
+    v = step.value
+    if step.kind == "pct":
+        return f"{v}% discount on {step.target}"
+    if step.kind == "fixed":
+        return f"{money(v)} discount"
+    if step.kind == "cap":
+        return f"{step.target} capped at {money(v)}"
+    return f"Minimum commitment true-up ({money(v)})"
 
 
 def _fraction(factor: Decimal) -> str:

@@ -32,6 +32,12 @@ def test_fast_path_agrees_with_interpreter(data: st.DataObject) -> None:
         assert fast.total == reference.total
         assert str(fast.total) == str(reference.total)
         assert fast.rules_applied == reference.rules_applied
+        # What a billing run writes, computed without the interpreter, is the
+        # interpreter's, down to each number's written form.
+        assert fast._lines is None or fast._lines == reference.lines
+        assert [tuple(map(str, item)) for item in fast._items()] == [
+            tuple(map(str, item)) for item in reference._items()
+        ]
         # The lines built on demand are the interpreter's own.
         assert [ln.to_dict() for ln in fast.lines] == [ln.to_dict() for ln in reference.lines]
         assert fast.total == sum((ln.amount for ln in fast.lines), Decimal(0))

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from decimal import Decimal
 
-from .._invoice import Invoice, Line, decimal_text
+from .._invoice import Invoice, decimal_text
 
 __all__ = [
     "COLUMNS",
@@ -55,24 +55,26 @@ def canon(q: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def line_row(inv: Invoice, ln: Line) -> Row:
-    return (
+def invoice_rows(inv: Invoice) -> list[Row]:
+    """One row per line item, in invoice order (no explanations are built)."""
+    head = (
         inv.account,
         inv.contract,
         None if inv.period is None else str(inv.period),
         inv.currency,
-        ln.code,
-        ln.description,
-        canon(ln.quantity),
-        ln.unit,
-        None if ln.unit_price is None else decimal_text(ln.unit_price),
-        decimal_text(ln.amount),
     )
-
-
-def invoice_rows(inv: Invoice) -> list[Row]:
-    """One row per line item, in invoice order."""
-    return [line_row(inv, ln) for ln in inv.lines]
+    return [
+        (
+            *head,
+            code,
+            description,
+            canon(quantity),
+            unit,
+            None if unit_price is None else decimal_text(unit_price),
+            decimal_text(amount),
+        )
+        for code, description, quantity, unit, unit_price, amount in inv._items()
+    ]
 
 
 def json_str(value: str | None) -> str:
