@@ -20,7 +20,7 @@ from ._rows import COLUMNS, CSV_HEADER, json_line
 from ._sql import sql_string
 from ._tally import Tally
 
-__all__ = ["run_python"]
+__all__ = ["rows_to_parquet", "run_python"]
 
 
 def _records(path: str, fmt: str, progress: Progress, con: Any) -> Iterator[Record]:
@@ -48,6 +48,21 @@ def _count_lines(path: str) -> int:
         while chunk := fh.read(1 << 24):
             n += chunk.count(b"\n")
     return n + 1
+
+
+def rows_to_parquet(con: Any, scratch: str, out_path: str, lines: int) -> None:
+    """Output rows written as JSON Lines to ``scratch``, copied into Parquet at ``out_path``."""
+    columns = ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in COLUMNS)
+    select = (
+        f"SELECT * FROM read_json({sql_string(scratch)}, format = 'newline_delimited', "
+        f"columns = {{{columns}}})"
+    )
+    if lines == 0:
+        # read_json cannot tell the columns' types of an empty file.
+        select = (
+            "SELECT " + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS) + " WHERE FALSE"
+        )
+    con.execute(f"COPY ({select}) TO {sql_string(out_path)} (FORMAT PARQUET)")
 
 
 def run_python(
@@ -90,18 +105,7 @@ def run_python(
                 else:
                     out.writelines(json_line(row) + "\n" for row in result.rows)
         if scratch is not None:
-            columns = ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in COLUMNS)
-            select = (
-                f"SELECT * FROM read_json({sql_string(scratch)}, format = 'newline_delimited', "
-                f"columns = {{{columns}}})"
-            )
-            if tally.lines == 0:
-                select = (
-                    "SELECT "
-                    + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS)
-                    + " WHERE FALSE"
-                )
-            con.execute(f"COPY ({select}) TO {sql_string(out_path)} (FORMAT PARQUET)")
+            rows_to_parquet(con, scratch, out_path, tally.lines)
     finally:
         if scratch is not None and os.path.exists(scratch):
             os.unlink(scratch)

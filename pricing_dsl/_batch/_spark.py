@@ -45,6 +45,7 @@ from .._errors import Diagnostic
 from .._ruleset import Ruleset
 from .._spark_session import SparkUnavailable, error_message, open_session, task_fraction
 from ._progress import Progress
+from ._python import rows_to_parquet
 from ._records import (
     BOM,
     Outcome,
@@ -55,8 +56,7 @@ from ._records import (
     record_from_cells,
     record_from_json_text,
 )
-from ._rows import COLUMNS, CSV_HEADER, Row, csv_line, json_line
-from ._sql import sql_string
+from ._rows import CSV_HEADER, Row, csv_line, json_line
 from ._tally import BatchError, CannotReadInPlace, Tally
 
 __all__ = ["run_spark", "ship_ruleset"]
@@ -446,18 +446,7 @@ def _to_parquet(scratch: str, out_path: str, lines: int) -> None:
 
     con = duckdb.connect(":memory:")
     try:
-        columns = ", ".join(f"{sql_string(c)}: 'VARCHAR'" for c in COLUMNS)
-        select = (
-            f"SELECT * FROM read_json({sql_string(scratch)}, format = 'newline_delimited', "
-            f"columns = {{{columns}}})"
-        )
-        if lines == 0:
-            select = (
-                "SELECT "
-                + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS)
-                + " WHERE FALSE"
-            )
-        con.execute(f"COPY ({select}) TO {sql_string(out_path)} (FORMAT PARQUET)")
+        rows_to_parquet(con, scratch, out_path, lines)
     finally:
         con.close()
 
