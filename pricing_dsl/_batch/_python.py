@@ -20,7 +20,7 @@ from ._rows import COLUMNS, CSV_HEADER, json_line
 from ._sql import sql_string
 from ._tally import Tally
 
-__all__ = ["rows_to_parquet", "run_python"]
+__all__ = ["rows_scratch", "rows_to_parquet", "run_python"]
 
 
 def _records(path: str, fmt: str, progress: Progress, con: Any) -> Iterator[Record]:
@@ -48,6 +48,15 @@ def _count_lines(path: str) -> int:
         while chunk := fh.read(1 << 24):
             n += chunk.count(b"\n")
     return n + 1
+
+
+def rows_scratch(out_path: str) -> str:
+    """A new empty JSON Lines file next to ``out_path`` for rows bound for Parquet."""
+    fd, scratch = tempfile.mkstemp(
+        dir=Path(out_path).parent, prefix=".pricing-batch-", suffix=".jsonl"
+    )
+    os.close(fd)
+    return scratch
 
 
 def rows_to_parquet(con: Any, scratch: str, out_path: str, lines: int) -> None:
@@ -85,11 +94,7 @@ def run_python(
     scratch: str | None = None
     try:
         if out_fmt == "parquet":
-            fd, scratch = tempfile.mkstemp(
-                dir=Path(out_path).parent, prefix=".pricing-batch-", suffix=".jsonl"
-            )
-            os.close(fd)
-            target = scratch
+            scratch = target = rows_scratch(out_path)
         with open(target, "w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out, lineterminator="\n")
             if out_fmt == "csv":

@@ -31,7 +31,6 @@ import os
 import pickle
 import re
 import secrets
-import tempfile
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from .._errors import Diagnostic
 from .._ruleset import Ruleset
 from .._spark_session import SparkUnavailable, error_message, open_session, task_fraction
 from ._progress import Progress
-from ._python import rows_to_parquet
+from ._python import rows_scratch, rows_to_parquet
 from ._records import (
     BOM,
     Outcome,
@@ -620,11 +619,7 @@ def run_spark(
             handle.set_for_run("spark.sql.files.maxPartitionBytes", str(split))
         target = out_path
         if out_fmt == "parquet":
-            fd, scratch = tempfile.mkstemp(
-                dir=Path(out_path).parent, prefix=".pricing-batch-", suffix=".jsonl"
-            )
-            os.close(fd)
-            target = scratch
+            scratch = target = rows_scratch(out_path)
         with open(target, "w", encoding="utf-8", newline="") as out:
             if out_fmt == "csv":
                 out.write(CSV_HEADER + "\n")
