@@ -381,9 +381,11 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `pricing` command; returns the exit code."""
     words = sys.argv[1:] if argv is None else list(argv)
-    # The top-level parser takes no options but --help, so the first word
-    # that is not an option names the command.
-    parser = _build_parser(next((w for w in words if not w.startswith("-")), None))
+    # The top-level parser takes no options but --help: a first word that is
+    # not an option names the command.  Anything else (`-h rate`, `--`) gets
+    # the whole parser, so help and errors list every command.
+    first = words[0] if words and not words[0].startswith("-") else None
+    parser = _build_parser(first)
     args = parser.parse_args(words)
     try:
         code: int = args.func(args)

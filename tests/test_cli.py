@@ -398,3 +398,17 @@ def test_undecodable_bytes_on_stdin_never_crash(pricing_cmd: str, ws: Path) -> N
     stderr = result.stderr.decode("utf-8", "replace")
     assert "Traceback" not in stderr
     assert result.returncode == 1 and "error[E40" in stderr
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["-h", "rate"], ["--help", "check"]])
+def test_top_level_help_lists_every_command(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pricing_dsl._cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("check", "rate", "test", "fmt", "meter", "batch"):
+        assert f"    {command} " in out, command
