@@ -251,7 +251,7 @@ def _validate(
     if diags:
         raise PricingError(diags)
     custom = tuple(sorted(m.usage_key for m in meters if not m.builtin))
-    if not _plainly_valid(clean, meters):
+    if not _plainly_valid(clean, custom):
         _schema_errors(clean, custom, diags, where)
     if diags:
         raise PricingError(diags)
@@ -303,16 +303,31 @@ _COUNT_TEXT = re.compile(r"[0-9]+\Z")
 _QUANTITY_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
 
 
-def _plainly_valid(clean: Mapping[str, Any], meters: tuple[MeterInfo, ...]) -> bool:
+def _plainly_valid(clean: Mapping[str, Any], custom: tuple[str, ...]) -> bool:
     """True only for usage the schema certainly accepts (a sound, fast subset of it).
 
     Most usage is plain, and proving that here saves importing jsonschema (a
     third of `pricing rate`'s start-up).  Anything this does not recognise is
     judged by the schema itself, which also words the errors.
     """
-    whole = {m.usage_key: m.whole for m in meters}
+    # The meters as `_validator` builds its schema: the built-in ones, then
+    # the custom keys (never whole), which take precedence as properties do there.
+    whole = {m.usage_key: m.whole for m in BUILTIN_METERS}
+    whole.update(dict.fromkeys(custom, False))
     for key, v in clean.items():
-        if key in ("account", "contract"):
+        if key in whole:
+            if type(v) is int:
+                if v < 0:
+                    return False
+            elif type(v) is Decimal:
+                if v < 0 or (whole[key] and v != v.to_integral_value()):
+                    return False
+            elif type(v) is str:
+                if not (_COUNT_TEXT if whole[key] else _QUANTITY_TEXT).match(v):
+                    return False
+            else:
+                return False
+        elif key in ("account", "contract"):
             if type(v) is not str or not v:
                 return False
         elif key == "period":
@@ -323,18 +338,6 @@ def _plainly_valid(clean: Mapping[str, Any], meters: tuple[MeterInfo, ...]) -> b
                 if v.keys() != {"start", "end"}:
                     return False
                 if not all(type(d) is str and _DATE_TEXT.match(d) for d in v.values()):
-                    return False
-            else:
-                return False
-        elif key in whole:
-            if type(v) is int:
-                if v < 0:
-                    return False
-            elif type(v) is Decimal:
-                if v < 0 or (whole[key] and v != v.to_integral_value()):
-                    return False
-            elif type(v) is str:
-                if not (_COUNT_TEXT if whole[key] else _QUANTITY_TEXT).match(v):
                     return False
             else:
                 return False
@@ -389,7 +392,9 @@ def within_limits(value: Decimal, places: int | None = MAX_PLACES) -> bool:
     Usage values are checked for size only (``places=None``): should one
     carry more digits than rating can multiply exactly, rating says so.
     """
-    if not value.is_finite() or abs(value) >= LIMIT:
+    # copy_abs, not abs(): abs() rounds in the current context, and an
+    # exponent like 1E+999999999999999999 would overflow it.
+    if not value.is_finite() or value.copy_abs() >= LIMIT:
         return False
     exponent = value.as_tuple().exponent
     return places is None or (isinstance(exponent, int) and exponent >= -places)
@@ -434,8 +439,8 @@ def _not_plain(node: yaml.ScalarNode, text: str) -> yaml.constructor.Constructor
         None,
         None,
         f"`{text}` is not a plain decimal number (YAML would read it as binary, octal, "
-        "hexadecimal or base 60, or as text when it has a leading zero); write it in "
-        "decimal digits without leading zeros",
+        "hexadecimal or base 60, or as text when it has a leading zero); write a number in "
+        "decimal digits without leading zeros, or put text such as an account id in quotes",
         node.start_mark,
     )
 

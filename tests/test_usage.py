@@ -467,7 +467,7 @@ def test_the_fast_check_accepts_only_what_the_schema_accepts(
     from pricing_dsl._usage import _plainly_valid, _validator
 
     custom = tuple(m.usage_key for m in rules.meters if not m.builtin)
-    if _plainly_valid(usage, rules.meters):
+    if _plainly_valid(usage, custom):
         assert _validator(custom).is_valid(usage), usage
 
 
@@ -484,7 +484,7 @@ def test_the_fast_check_knows_plain_usage(
 ) -> None:
     from pricing_dsl._usage import _plainly_valid
 
-    assert _plainly_valid(usage, rules.meters)
+    assert _plainly_valid(usage, ("sms",))
 
 
 def test_rating_a_plain_usage_file_does_not_import_jsonschema() -> None:
@@ -517,3 +517,32 @@ def test_rating_one_invoice_imports_neither_metering_nor_batch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert done.stderr.strip() == "0 []", done.stderr
+
+
+def test_a_huge_exponent_is_too_large_not_a_crash() -> None:
+    # abs() in the default context overflowed on this before.
+    diag = _one(lambda: parse_usage_text('{"voice_minutes": 1e999999999999999999}', "u.json"))
+    assert (diag.code, diag.key) == ("E401", "voice_minutes")
+    assert "too large" in diag.message
+    diag = _one(lambda: Usage.from_mapping({"mau": Decimal("1E+999999999999999999")}))
+    assert (diag.code, diag.key) == ("E401", "mau")
+
+
+def test_an_unquoted_id_with_a_leading_zero_is_refused_with_a_way_out() -> None:
+    diag = _one(lambda: parse_usage_text("account: 0089\nmau: 5\n", "u.yaml"))
+    assert diag.code == "E400"
+    assert "put text such as an account id in quotes" in diag.message
+    usage = parse_usage_text('account: "0089"\nmau: 5\n', "u.yaml")
+    assert usage.account == "0089"
+
+
+def test_the_fast_check_reads_meters_as_the_schema_does() -> None:
+    from pricing_dsl._usage import _plainly_valid
+
+    # The built-in MAU counts whole users, whatever meter list a caller passes.
+    assert not _plainly_valid({"mau": Decimal("1.5")}, ())
+    # A custom key is a quantity, as in the schema, where it replaces any
+    # property of the same name.
+    assert _plainly_valid({"sms": Decimal("1.5")}, ("sms",))
+    assert not _plainly_valid({"sms": 1}, ())
+    assert not _plainly_valid({"account": "acme"}, ("account",))
