@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import builtins
+import os
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +25,43 @@ def pricing_cmd() -> str:
     if found is None:
         pytest.fail("the `pricing` console script is not installed; run `pip install .`")
     return found
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local Spark session for every test that runs Spark (starting one takes seconds)."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
+    pyspark_sql = pytest.importorskip("pyspark.sql", reason="PySpark is not installed")
+    session = (
+        pyspark_sql.SparkSession.builder.master("local[2]")
+        .appName("pricing-dsl tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def refuse_import(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """Make ``import NAME`` (and its submodules) fail, as if it were not installed."""
+
+    def refuse(name: str) -> None:
+        real = builtins.__import__
+
+        def fake(module: str, *args: Any, **kwargs: Any) -> Any:
+            if module == name or module.startswith(name + "."):
+                raise ImportError(f"No module named {module!r}")
+            return real(module, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", fake)
+        for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+            monkeypatch.delitem(sys.modules, loaded)
+
+    return refuse

@@ -12,14 +12,12 @@ are skipped, saying why, only where there is no Java runtime.
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,31 +36,6 @@ from .test_batch import FORMATS, SHIPPED, expected, read_rows, shipped_records, 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = pricing_dsl.load(ROOT / "rulesets")
 SUMMARY_FIELDS = ("records", "rated", "failed", "lines", "errors", "totals", "interpreted")
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    """One local Spark session for the module: the active one if a session exists already."""
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:  # e.g. the metering tests' session, in the same run
-        yield active
-        return
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("pricing-dsl batch tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 def on_spark(rules: pricing_dsl.Ruleset, usage: Path, out: Path, spark: Any, **kw: Any) -> Any:
@@ -452,23 +425,10 @@ def test_spark_master_needs_the_spark_engine(
     assert list(tmp_path.iterdir()) == []
 
 
-def _refuse_import(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    real = builtins.__import__
-
-    def fake(module: str, *args: Any, **kwargs: Any) -> Any:
-        if module == name or module.startswith(name + "."):
-            raise ImportError(f"No module named {module!r}")
-        return real(module, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
-    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
-        monkeypatch.delitem(sys.modules, loaded)
-
-
 def test_without_pyspark_one_line_and_a_hint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, refuse_import: Callable[[str], None], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _refuse_import(monkeypatch, "pyspark")
+    refuse_import("pyspark")
     out = tmp_path / "o.jsonl"
     argv = ["batch", str(ROOT / "rulesets"), "--usage", str(SHIPPED), "--out", str(out)]
     assert main([*argv, "--engine", "spark"]) == 1

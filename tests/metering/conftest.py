@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,27 +16,6 @@ from pricing_dsl._metering._options import COLUMNS
 
 DATA = Path(__file__).resolve().parent / "data"
 ENGINES = ("duckdb", "spark")
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """One local Spark session for every metering test (starting one takes seconds)."""
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
-    pyspark_sql = pytest.importorskip("pyspark.sql", reason="PySpark is not installed")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
-        .appName("pricing-dsl metering tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(params=ENGINES)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import builtins
 import gzip
 import shutil
-import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -412,19 +411,6 @@ def test_the_map_suggests_a_column() -> None:
 # ------------------------------------------------------------- no engine
 
 
-def _refuse_import(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    real = builtins.__import__
-
-    def fake(module: str, *args: Any, **kwargs: Any) -> Any:
-        if module == name or module.startswith(name + "."):
-            raise ImportError(f"No module named {module!r}")
-        return real(module, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
-    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
-        monkeypatch.delitem(sys.modules, loaded)
-
-
 @pytest.mark.parametrize(
     ("module", "engine", "hint"),
     [
@@ -433,10 +419,10 @@ def _refuse_import(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     ],
 )
 def test_a_missing_engine_package(
-    module: str, engine: str, hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    module: str, engine: str, hint: str, tmp_path: Path, refuse_import: Callable[[str], None]
 ) -> None:
     path = write_events(tmp_path, "logins", LOGINS)
-    _refuse_import(monkeypatch, module)
+    refuse_import(module)
     with pytest.raises(PricingError) as err:
         meter(logins=path, period="2026-08", engine=engine)
     (diag,) = err.value.diagnostics
