@@ -83,24 +83,31 @@ def _not_utf8(line: int, exc: UnicodeDecodeError, bad_line: int | None = None) -
     )
 
 
+def jsonl_record(line: int, raw: bytes) -> Record | None:
+    """Line ``line`` of a JSON Lines file (``raw``, without its ``\\n``); None if blank.
+
+    The one reading of a line, for the python engine and the Spark executors.
+    """
+    if line == 1 and raw.startswith(BOM):
+        raw = raw[len(BOM) :]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    if not raw.strip(b" \t"):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _not_utf8(line, exc)
+    return record_from_json_text(line, text)
+
+
 def read_jsonl(path: str | Path) -> Iterator[Record]:
     """Records of a JSON Lines file; blank lines are skipped but counted."""
     with open(path, "rb") as fh:
         for n, raw in enumerate(fh, 1):
-            if n == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            if raw.endswith(b"\n"):
-                raw = raw[:-1]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if not raw.strip(b" \t"):
-                continue
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield _not_utf8(n, exc)
-                continue
-            yield record_from_json_text(n, text)
+            record = jsonl_record(n, raw[:-1] if raw.endswith(b"\n") else raw)
+            if record is not None:
+                yield record
 
 
 class _Lines:

@@ -50,10 +50,10 @@ from ._records import (
     Outcome,
     Record,
     _not_utf8,
+    jsonl_record,
     rate_record,
     read_csv,
     record_from_cells,
-    record_from_json_text,
 )
 from ._rows import CSV_HEADER, Row, csv_line, json_line
 from ._tally import BatchError, CannotReadInPlace, Tally
@@ -238,21 +238,6 @@ class _Asked:
         self.more = True
 
 
-def _jsonl_record(line: int, raw: bytes) -> Record | None:
-    """One line as ``read_jsonl`` reads it (``raw`` without its ``\\n``); None if blank."""
-    if line == 1 and raw.startswith(BOM):
-        raw = raw[len(BOM) :]
-    if raw.endswith(b"\r"):
-        raw = raw[:-1]
-    if not raw.strip(b" \t"):
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _not_utf8(line, exc)
-    return record_from_json_text(line, text)
-
-
 def _csv_record(line: int, raw: bytes, header: tuple[str, ...]) -> tuple[Record | None, bool]:
     """One line as ``read_csv`` reads a record that is one line; None if blank.
 
@@ -310,7 +295,7 @@ def _records(job: _Job, rows: Iterable[Any]) -> Iterator[tuple[int, Record | Non
         seen[block] = n + 1
         line = first[block] + n
         if job.in_fmt == "jsonl":
-            yield line, _jsonl_record(line, bytes(raw)), False
+            yield line, jsonl_record(line, bytes(raw)), False
         elif line == 1:
             yield line, None, False  # the header, read by the driver
         else:
