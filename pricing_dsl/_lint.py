@@ -459,8 +459,7 @@ def _layer_tests(c: ResolvedContract) -> list[_Test] | None:
     """Each layer's test, or None when every layer always applies."""
     if not c.has_conditions:
         return None
-    # `compiled` is what `holds` calls; fetched once here, because its cache
-    # look-up hashes the whole condition tree every time.
+    # `compiled` is what `holds` calls; fetched once per contract, not per point.
     return [
         (layer.from_date, None if layer.condition is None else compiled(layer.condition))
         for layer in c.layers
