@@ -303,6 +303,16 @@ _COUNT_TEXT = re.compile(r"[0-9]+\Z")
 _QUANTITY_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
 
 
+@cache
+def _wholes(custom: tuple[str, ...]) -> Mapping[str, bool]:
+    """Each usage key's meter, whole or not, as `_validator` builds its schema:
+    the built-in meters, then the custom keys (never whole), which take
+    precedence as properties do there."""
+    whole = {m.usage_key: m.whole for m in BUILTIN_METERS}
+    whole.update(dict.fromkeys(custom, False))
+    return MappingProxyType(whole)
+
+
 def _plainly_valid(clean: Mapping[str, Any], custom: tuple[str, ...]) -> bool:
     """True only for usage the schema certainly accepts (a sound, fast subset of it).
 
@@ -310,10 +320,7 @@ def _plainly_valid(clean: Mapping[str, Any], custom: tuple[str, ...]) -> bool:
     third of `pricing rate`'s start-up).  Anything this does not recognise is
     judged by the schema itself, which also words the errors.
     """
-    # The meters as `_validator` builds its schema: the built-in ones, then
-    # the custom keys (never whole), which take precedence as properties do there.
-    whole = {m.usage_key: m.whole for m in BUILTIN_METERS}
-    whole.update(dict.fromkeys(custom, False))
+    whole = _wholes(custom)
     for key, v in clean.items():
         if key in whole:
             if type(v) is int:
