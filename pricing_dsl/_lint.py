@@ -5,18 +5,17 @@ Runs only on rulesets that checked clean, so every name here resolves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from datetime import date
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from . import _ast as A
 from ._checker import CheckResult
-from ._conditions import compiled
 from ._decimal import CONTEXT
 from ._errors import Diagnostic, PricingError, Span
 from ._invoice import decimal_text
-from ._rating import Catalog, _fee_factor, _term, adjustment_plan, rate
+from ._plan import Catalog, Plans, fee_factor
+from ._rating import rate
 from ._terms import STANDARD, AllowanceSpec, MeterInfo, RateSpec, ResolvedContract, Sourced, TermKey
 from ._usage import Period, Usage
 
@@ -403,11 +402,17 @@ def _first_drop(
     probing of this meter exactly as an exhaustive walk would.
     """
     previous: tuple[Decimal, Decimal] | None = None
-    for q, needed in zip(points, _points_to_rate(c, meter, period, points), strict=True):
+    try:
+        plans = Plans(c, catalog)
+    except Exception:
+        # Compiling a condition failed (a RecursionError, say): rate through
+        # the interpreter alone, which meets the failure where it did before.
+        plans = None
+    for q, needed in zip(points, _points_to_rate(plans, meter, period, points), strict=True):
         if not needed:
             continue
         try:
-            total = rate(c, Usage({meter.usage_key: q}, period), catalog).total
+            total = rate(c, Usage({meter.usage_key: q}, period), catalog, plans).total
         except PricingError:
             return True, None
         if previous is not None and total < previous[1]:
@@ -417,23 +422,17 @@ def _first_drop(
 
 
 def _points_to_rate(
-    c: ResolvedContract, meter: MeterInfo, period: Period | None, points: list[Decimal]
+    plans: Plans | None, meter: MeterInfo, period: Period | None, points: list[Decimal]
 ) -> list[bool]:
     """Which probe points the walk must rate (see the comment above)."""
     n = len(points)
-    if not all(q < _SMALL and _exponent(q) >= _FINEST for q in points):
+    if plans is None or not all(q < _SMALL and _exponent(q) >= _FINEST for q in points):
         return [True] * n
-    try:
-        tests = _layer_tests(c)
-    except Exception:
-        # Compiling a condition failed (a RecursionError, say): rate every
-        # point, so the interpreter meets the failure where it did before.
-        return [True] * n
-    sigs = [_signature(tests, {meter.usage_key: q}, period) for q in points]
+    sigs = [_signature(plans, {meter.usage_key: q}, period) for q in points]
     monotone: dict[tuple[bool, ...] | None, bool] = {None: False}
     for sig in sigs:
         if sig is not None and sig not in monotone:
-            monotone[sig] = _monotone(c, sig, meter, period)
+            monotone[sig] = _monotone(plans, sig, meter, period)
     needed = []
     for j, sig in enumerate(sigs):
         starts_run = j > 0 and sigs[j - 1] != sig
@@ -451,65 +450,27 @@ def _exponent(q: Decimal) -> int:
     return exponent if isinstance(exponent, int) else _FINEST - 1
 
 
-# A layer as `terms_for` tests it: its `from` date and its compiled condition.
-_Test = tuple[date | None, Callable[[Mapping[str, Any], Period | None], Any] | None]
-
-
-def _layer_tests(c: ResolvedContract) -> list[_Test] | None:
-    """Each layer's test, or None when every layer always applies."""
-    if not c.has_conditions:
-        return None
-    # `compiled` is what `holds` calls; fetched once per contract, not per point.
-    return [
-        (layer.from_date, None if layer.condition is None else compiled(layer.condition))
-        for layer in c.layers
-    ]
-
-
 def _signature(
-    tests: list[_Test] | None, values: Mapping[str, Decimal], period: Period | None
+    plans: Plans, values: Mapping[str, Decimal], period: Period | None
 ) -> tuple[bool, ...] | None:
-    """Which layers apply, decided as ``terms_for`` decides it; None if that fails.
+    """Which layers apply, decided as rating decides it; None if that fails.
 
     A point whose signature cannot be worked out (it would raise) is rated,
     so the interpreter meets it, and reports it, exactly as before.
     """
-    if tests is None:
-        return ()
-    applies = []
     try:
-        for from_date, condition in tests:
-            ok = True
-            if from_date is not None:
-                # With no period, rating raises E303 whatever the usage: the
-                # AttributeError here just sends the point to be rated.
-                ok = period.start >= from_date  # type: ignore[union-attr]
-            if ok and condition is not None:
-                ok = condition(values, period) is True
-            applies.append(ok)
+        return plans.select(values, period)[0]
     except Exception:
         return None
-    return tuple(applies)
 
 
-def _monotone(
-    c: ResolvedContract, sig: tuple[bool, ...], meter: MeterInfo, period: Period | None
-) -> bool:
+def _monotone(plans: Plans, sig: tuple[bool, ...], meter: MeterInfo, period: Period | None) -> bool:
     """Whether, with these layers applied, the total cannot fall as the meter's usage rises."""
-    terms: Mapping[TermKey, Sourced[Any]]
-    if not c.has_conditions:
-        terms = c.static_terms
-    else:
-        folded: dict[TermKey, Sourced[Any]] = {}
-        for layer, applies in zip(c.layers, sig, strict=True):
-            if applies:
-                folded.update(layer.patch)
-        terms = folded
-    rate_s = terms.get(("meter", meter.id, "rate"))
-    if rate_s is not None and rate_s.value.mode == "volume":
+    plan = plans.for_key(sig)
+    if any(m.meter.id == meter.id and m.mode == "volume" for m in plan.meters):
         return False
     reaching = 0
-    for step in adjustment_plan(terms):
+    for step in plan.adjustments:
         # `usage` reaches every usage line; a line code reaches that line only.
         reaches = step.target in (meter.line_code, "usage")
         if step.kind == "pct" and reaches:
@@ -519,9 +480,9 @@ def _monotone(
         elif step.kind == "cap" and reaches:
             return False
         elif step.kind == "minimum":
-            factor = _fee_factor(period, _term(terms))[0]
+            factor = fee_factor(period, plan.term)[0]
             amount = CONTEXT.multiply(step.value, factor)
-            grid = Decimal(1).scaleb(-c.minor_units)
+            grid = Decimal(1).scaleb(-plan.minor_units)
             if amount != amount.quantize(grid, context=CONTEXT):
                 return False
     return reaching <= 1

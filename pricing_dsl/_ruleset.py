@@ -15,11 +15,12 @@ from typing import Any
 
 from . import _ast as A
 from ._checker import check
-from ._compile import CompiledContract
+from ._compile import CompiledContract, Shapes
 from ._errors import Diagnostic, PricingError, attach_source
 from ._invoice import Invoice
 from ._parser import parse
-from ._rating import Catalog, issue_invoice, rate
+from ._plan import Catalog, Plans
+from ._rating import issue_invoice, rate
 from ._suggest import did_you_mean
 from ._terms import AddonInfo, MeterInfo, ResolvedContract
 from ._usage import Period, Usage, usage_schema
@@ -47,6 +48,8 @@ class Ruleset:
     # built from immutable data, so a race can at worst build one twice.
     _compiled: dict[str, CompiledContract] = field(default_factory=dict, repr=False, compare=False)
     _periods: dict[str, Period] = field(default_factory=dict, repr=False, compare=False)
+    # Generated code by plan shape, shared by every contract.
+    _shapes: Shapes = field(default_factory=Shapes, repr=False, compare=False)
 
     @property
     def _catalog(self) -> Catalog:
@@ -98,18 +101,31 @@ class Ruleset:
         if type(usage) is dict and type(contract_id) is str:
             compiled = self._compiled.get(contract_id)
             if compiled is None and contract_id in self.contracts:
-                compiled = self._compiled.setdefault(
-                    contract_id, CompiledContract(self.contracts[contract_id], self._catalog)
-                )
+                compiled = self._compile(contract_id)
             if compiled is not None:
                 fast = compiled.rate(usage, self._periods)
                 if fast is not None:
                     return fast
-        return rate(self.contract(contract_id), self.usage(usage), self._catalog)
+        return rate(
+            self.contract(contract_id), self.usage(usage), self._catalog, self._plans(contract_id)
+        )
 
     def rate_reference(self, contract_id: str, usage: UsageLike) -> Invoice:
         """Rate with the reference interpreter only (the fast path's yardstick)."""
-        return rate(self.contract(contract_id), self.usage(usage), self._catalog)
+        return rate(
+            self.contract(contract_id), self.usage(usage), self._catalog, self._plans(contract_id)
+        )
+
+    def _compile(self, contract_id: str) -> CompiledContract:
+        compiled = CompiledContract(Plans(self.contracts[contract_id], self._catalog), self._shapes)
+        return self._compiled.setdefault(contract_id, compiled)
+
+    def _plans(self, contract_id: str) -> Plans | None:
+        """The contract's plans, kept with its compiled rater (None for an unknown id)."""
+        if type(contract_id) is not str or contract_id not in self.contracts:
+            return None
+        compiled = self._compiled.get(contract_id)
+        return (compiled or self._compile(contract_id)).plans
 
     def invoice(self, contract_id: str, issue_date: date | str, usage: UsageLike) -> Invoice:
         """The invoice issued on ``issue_date`` (the 1st of month M+1).
@@ -129,7 +145,11 @@ class Ruleset:
                 Diagnostic("E304", f"the issue date must be a date, not {issue_date!r}")
             )
         return issue_invoice(
-            self.contract(contract_id), issue_date, self.usage(usage), self._catalog
+            self.contract(contract_id),
+            issue_date,
+            self.usage(usage),
+            self._catalog,
+            self._plans(contract_id),
         )
 
     def usage_schema(self) -> dict[str, Any]:

@@ -54,9 +54,9 @@ def _counting_rates() -> Iterator[list[Decimal]]:
     """The usage values the W106 walk rates, in order."""
     rated: list[Decimal] = []
 
-    def counted(c: Any, usage: Any, catalog: Any) -> Any:
+    def counted(c: Any, usage: Any, catalog: Any, plans: Any = None) -> Any:
         rated.extend(usage.values.values())
-        return rate(c, usage, catalog)
+        return rate(c, usage, catalog, plans)
 
     with mock.patch.object(_lint, "rate", counted):
         yield rated

@@ -29,10 +29,11 @@ from fractions import Fraction
 from typing import Any
 
 from .. import _ast as A
-from .._compile import _allowance
 from .._decimal import CONTEXT, ROUNDING
 from .._invoice import decimal_text
-from .._rating import Catalog, _hit, adjustment_plan
+from .._plan import Catalog, allowance_of
+from .._plan import adjustments_of as adjustment_plan
+from .._plan import hits as _hit
 from .._terms import RateSpec, ResolvedContract, Sourced, TermKey
 
 __all__ = [
@@ -567,7 +568,7 @@ def compile_variant(
         if rate_s is None:
             continue
         used = meters[meter.usage_key]
-        free = _allowance(terms, meter.id)
+        free = allowance_of(meter, terms).free()
         billable, amount, unit_price = _meter_amount(rate_s.value, used, free, places, mode)
         quantity = column(billable)
         lines.append(
@@ -609,7 +610,7 @@ def compile_variant(
             exact = neg(mul(total([amounts[i] for i in hit]), share))
             desc = f"{v}% discount on {step.target}"
         elif step.kind == "fixed":
-            hit = []
+            hit = ()
             exact = neg(least(lit(v), greatest(running, ZERO)))
             desc = f"{decimal_text(v)} discount"
         elif step.kind == "cap":
@@ -619,7 +620,7 @@ def compile_variant(
             exact = neg(least(excess, greatest(running, ZERO)))
             desc = f"{step.target} capped at {decimal_text(v)}"
         else:
-            hit = []
+            hit = ()
             exact = greatest(ZERO, sub(lit(v), running))
             desc = f"Minimum commitment true-up ({decimal_text(v)})"
         amount = rounded(exact, places, mode)
