@@ -26,7 +26,7 @@ from numbers import Integral
 from typing import Any
 
 from ._decimal import CONTEXT, EXACT, ROUNDING
-from ._invoice import Invoice, Item, Line
+from ._invoice import Invoice, Item, Line, canonical
 from ._plan import (
     Catalog,
     LayerKey,
@@ -335,7 +335,7 @@ class _Lines:
                 price = charge.prices[0]
             elif charge.mode == "volume":
                 price = charge.prices[charge.volume_tier(used)]
-            head.append((meter.line_code, meter.name, billable, meter.unit, price))
+            head.append((meter.line_code, meter.name, canonical(billable), meter.unit, price))
         head += [(f.code, f.description, _ONE, "month", f.price) for f in plan.addons]
         head += [(s.code, s.description, _ONE, "adjustment", None) for s in plan.adjustments]
         return tuple((*h, amount) for h, amount in zip(head, amounts, strict=True))

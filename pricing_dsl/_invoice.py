@@ -4,18 +4,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal
 from operator import attrgetter
 from typing import Any
 
 from ._usage import Period
 
-__all__ = ["Explanation", "Invoice", "Line", "decimal_text"]
+__all__ = ["Explanation", "Invoice", "Line", "canonical", "decimal_text"]
+
+# Wide enough for any quantity rating accepts (below 10**15, few digits).
+_WIDE = Context(prec=100)
 
 
 def decimal_text(d: Decimal) -> str:
     """Plain decimal text, never scientific notation."""
     return f"{d:f}"
+
+
+_UNIT = Decimal(1)
+
+
+def canonical(d: Decimal) -> Decimal:
+    """A quantity as every engine writes it: exact, without trailing fractional zeros.
+
+    ``182000.50`` becomes ``182000.5`` and ``1E+3`` becomes ``1000``, so a
+    line reads the same whether the interpreter, the fast path or SQL (which
+    keeps no trailing zeros) rated it.
+    """
+    if d == d.to_integral_value():
+        return d.quantize(_UNIT, context=_WIDE)
+    return d.normalize(_WIDE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, Inexact, Rounded, localcontext
 
 from ._decimal import CONTEXT, EXACT
 from ._errors import Diagnostic, PricingError
-from ._invoice import Explanation, Invoice, Line, decimal_text
+from ._invoice import Explanation, Invoice, Line, canonical, decimal_text
 from ._plan import (
     Catalog,
     Fee,
@@ -112,7 +112,7 @@ def _meter_line(
     return Line(
         meter.line_code,
         meter.name,
-        billable,
+        canonical(billable),
         meter.unit,
         worked.unit_price,
         plan.round(worked.exact),
