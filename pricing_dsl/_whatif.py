@@ -59,6 +59,14 @@ def _git(args: Sequence[str], cwd: str | Path) -> bytes:
 
 def load_git_revision(revision: str, paths: Sequence[str]) -> Ruleset:
     """The ruleset at ``paths`` as it was at a git revision."""
+    if revision.startswith("-"):  # git would take it for an option
+        raise PricingError(
+            Diagnostic(
+                "E403",
+                f"`{revision}` is not a git revision",
+                hint="give a revision of the repository that holds the rulesets",
+            )
+        )
     with tempfile.TemporaryDirectory(prefix="pricing-base-") as tmp:
         try:
             first = Path(paths[0]).resolve()
