@@ -32,7 +32,15 @@ from ._terms import (
     TermKey,
     TierSpec,
 )
-from ._usage import LIMIT_TEXT, MAX_PLACES, within_limits
+from ._usage import (
+    DATE_RANGE,
+    FIRST_YEAR,
+    LAST_YEAR,
+    LIMIT_TEXT,
+    MAX_PLACES,
+    date_supported,
+    within_limits,
+)
 
 __all__ = ["CheckResult", "check"]
 
@@ -319,6 +327,15 @@ class _Checker:
                 d.span,
                 hint="write dates as YYYY-MM-DD",
             )
+        elif not date_supported(d.value):
+            # Refused here so that no period or invoice built from it can fail later.
+            self.error(
+                "E232",
+                f"`{d.text}` is outside the supported dates",
+                d.span,
+                hint=f"use a date from {DATE_RANGE}",
+            )
+            return None
         return d.value
 
     # ------------------------------------------------------------ statements
@@ -1177,17 +1194,29 @@ def check_tests(
             )
             continue
         if t.period is not None:
-            try:
-                Period.parse(t.period.text)
-            except ValueError:
+            # The grammar makes the text YYYY-MM or YYYY-MM-DD..YYYY-MM-DD.
+            years = [int(part[:4]) for part in t.period.text.split("..")]
+            if not all(FIRST_YEAR <= y <= LAST_YEAR for y in years):
                 diags.append(
                     Diagnostic.at(
-                        "E217",
-                        f"`{t.period.text}` is not a valid period",
+                        "E232",
+                        f"`{t.period.text}` is outside the supported dates",
                         t.period.span,
-                        hint="write YYYY-MM",
+                        hint=f"use a period within {DATE_RANGE}",
                     )
                 )
+            else:
+                try:
+                    Period.parse(t.period.text)
+                except ValueError:
+                    diags.append(
+                        Diagnostic.at(
+                            "E217",
+                            f"`{t.period.text}` is not a valid period",
+                            t.period.span,
+                            hint="write YYYY-MM",
+                        )
+                    )
         for key, _num in t.usage:
             if key.text not in usage_keys:
                 diags.append(

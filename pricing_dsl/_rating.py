@@ -292,12 +292,14 @@ def issue_invoice(
     Fixed fees are billed in advance for M+1, at the terms in force for M+1;
     usage is billed in arrears for M, at the terms in force for M.
     """
-    if not FIRST_YEAR < issue_date.year < LAST_YEAR:
+    # The invoice also bills the month before it, so both months must be supported.
+    if not date(FIRST_YEAR, 2, 1) <= issue_date <= date(LAST_YEAR, 12, 1):
         raise PricingError(
             Diagnostic(
                 "E304",
-                f"{issue_date} is outside the dates that can be invoiced "
-                f"({FIRST_YEAR + 1} to {LAST_YEAR - 1})",
+                f"{issue_date} is outside the dates that can be invoiced",
+                hint=f"issue it on the first of a month from {FIRST_YEAR}-02-01 to "
+                f"{LAST_YEAR}-12-01: an invoice also bills the month before it",
             )
         )
     if issue_date.day != 1:

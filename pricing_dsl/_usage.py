@@ -30,8 +30,17 @@ from ._terms import BUILTIN_METERS, MeterInfo
 __all__ = ["Period", "Usage", "load_usage_file", "parse_usage_text", "usage_schema"]
 
 
+# The dates supported everywhere: date literals in rulesets (refused by
+# `pricing check` with E232 outside them), usage periods and invoices.
+# Calendar arithmetic near date.min/date.max overflows, and no bill is that far away.
 FIRST_YEAR = 1900
 LAST_YEAR = 9000
+DATE_RANGE = f"{FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31"
+
+
+def date_supported(d: date) -> bool:
+    """Whether ``d`` lies in the supported years, FIRST_YEAR to LAST_YEAR."""
+    return FIRST_YEAR <= d.year <= LAST_YEAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +51,8 @@ class Period:
     end: date
 
     def __post_init__(self) -> None:
-        # Calendar arithmetic near date.min/date.max overflows; no bill is
-        # that far away, so periods are kept to years FIRST_YEAR..LAST_YEAR.
         for d in (self.start, self.end):
-            if not FIRST_YEAR <= d.year <= LAST_YEAR:
+            if not date_supported(d):
                 raise ValueError(f"{d.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
 
     @staticmethod

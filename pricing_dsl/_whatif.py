@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,49 +49,71 @@ def usage_records(source: str, rules: Ruleset) -> Iterator[Usage]:
             yield parse_usage_text(line, f"{source}:{n}", rules.meters)
 
 
+def _git(args: Sequence[str], cwd: str | Path) -> bytes:
+    """Run git and return its output as bytes; a failure is raised as CalledProcessError."""
+    # --literal-pathspecs: a file name is a name, never a glob or a `:(magic)` spec.
+    return subprocess.run(
+        ["git", "--literal-pathspecs", *args], capture_output=True, check=True, cwd=cwd
+    ).stdout
+
+
 def load_git_revision(revision: str, paths: Sequence[str]) -> Ruleset:
     """The ruleset at ``paths`` as it was at a git revision."""
+    if revision.startswith("-"):  # git would take it for an option
+        raise PricingError(
+            Diagnostic(
+                "E403",
+                f"`{revision}` is not a git revision",
+                hint="give a revision of the repository that holds the rulesets",
+            )
+        )
     with tempfile.TemporaryDirectory(prefix="pricing-base-") as tmp:
         try:
-            top = subprocess.run(
-                ["git", "rev-parse", "--show-toplevel"],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=Path(paths[0]).resolve().parent
-                if Path(paths[0]).is_file()
-                else Path(paths[0]).resolve(),
-            ).stdout.strip()
-            rels = [str(Path(p).resolve().relative_to(top)) for p in paths]
-            listing = subprocess.run(
-                ["git", "ls-tree", "-r", "--name-only", revision, "--", *rels],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=top,
-            ).stdout.split()
-        except (subprocess.CalledProcessError, FileNotFoundError, ValueError) as exc:
-            detail = getattr(exc, "stderr", "") or str(exc)
+            first = Path(paths[0]).resolve()
+            cwd = first.parent if first.is_file() else first
+            # Paths are given resolved, and git answers with names from the top
+            # of the repository (--full-name), NUL-terminated and unquoted (-z),
+            # so names with spaces or non-ASCII letters come back as they are.
+            listing = _git(
+                [
+                    *("ls-tree", "-r", "-z", "--full-name", revision, "--"),
+                    *(str(Path(p).resolve()) for p in paths),
+                ],
+                cwd,
+            )
+            files: list[tuple[str, str]] = []  # (name, blob id)
+            for entry in listing.split(b"\0"):
+                if not entry:
+                    continue
+                meta, _, name_bytes = entry.partition(b"\t")
+                _mode, kind, blob = meta.decode("ascii").split(" ")
+                name = os.fsdecode(name_bytes)
+                if kind == "blob" and name.endswith(".pricing"):
+                    files.append((name, blob))
+            if not files:
+                rels = ", ".join(paths)
+                raise PricingError(
+                    Diagnostic("E403", f"no .pricing files under {rels} at `{revision}`")
+                )
+            for name, blob in files:
+                dest = Path(tmp, name)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(_git(["cat-file", "blob", blob], cwd))
+        except (subprocess.CalledProcessError, OSError, ValueError) as exc:
+            if isinstance(exc, subprocess.CalledProcessError):
+                text = os.fsdecode(exc.stderr or b"").strip() or f"git exited with {exc.returncode}"
+            elif isinstance(exc, OSError) and exc.filename is not None:
+                text = f"{exc.strerror}: {os.fsdecode(exc.filename)}"
+            else:
+                text = str(exc)
             raise PricingError(
                 Diagnostic(
                     "E403",
-                    f"cannot read `{revision}` from git: {detail.strip()}",
+                    f"cannot read `{revision}` from git: {text}",
                     hint="give a revision of the repository that holds the rulesets",
                 )
             ) from None
-        files = [f for f in listing if f.endswith(".pricing")]
-        if not files:
-            raise PricingError(
-                Diagnostic("E403", f"no .pricing files under {', '.join(rels)} at `{revision}`")
-            )
-        for f in files:
-            blob = subprocess.run(
-                ["git", "show", f"{revision}:{f}"], capture_output=True, check=True, cwd=top
-            ).stdout
-            dest = Path(tmp, f)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(blob)
-        return load(*(Path(tmp, f) for f in files))
+        return load(*(Path(tmp, name) for name, _ in files))
 
 
 # --------------------------------------------------------------------- diff

@@ -152,6 +152,78 @@ def test_diff_of_two_folders_and_a_bad_revision(pricing_cmd: str, repo: Path) ->
     assert one.returncode == 2
 
 
+def test_diff_base_reads_file_names_git_would_quote(pricing_cmd: str, tmp_path: Path) -> None:
+    """Names with spaces and non-ASCII letters, which `git ls-tree` quotes or splits without -z."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    rules = tmp_path / "price lists"
+    rules.mkdir()
+    (rules / "plans.pricing").write_text(
+        'currency USD\nplan p "P" {\n  base 100.00 per month\n'
+        "  mau included 1000 overage 0.10 per user\n}\n",
+        "utf-8",
+    )
+    (rules / "café.pricing").write_text(
+        'contract cafe "Café" extends p {\n  base 99.00 per month\n}\n', "utf-8"
+    )
+    (rules / "my catalog.pricing").write_text(
+        'contract cat "Cat" extends p {\n  base 50.00 per month\n}\n', "utf-8"
+    )
+    # A file that a name split at its space would find instead of the real one.
+    (tmp_path / "catalog.pricing").write_text(
+        'currency USD\nplan q "Q" {\n  mau included 1 overage 1.00 per user\n}\n', "utf-8"
+    )
+    env = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", *env, "commit", "-qm", "v1"]):
+        assert run(cmd, tmp_path).returncode == 0
+    (rules / "my catalog.pricing").write_text(
+        'contract cat "Cat" extends p {\n  base 60.00 per month\n}\n', "utf-8"
+    )
+    usage = [{"contract": c, "period": "2026-08", "mau": 10} for c in ("cafe", "cat")]
+    (tmp_path / "usage.jsonl").write_text("".join(json.dumps(u) + "\n" for u in usage))
+    result = run(
+        [pricing_cmd, "diff", "--base=HEAD", "price lists", "--usage=usage.jsonl", "--format=json"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert (got["added"], got["removed"], got["changed_without_usage"]) == ([], [], [])
+    # Only `cat` changed: base 50.00 -> 60.00, 10 MAU is inside the allowance.
+    changes = {
+        c["contract"]: {ln["code"]: ln["change"] for ln in c["lines"] if ln["change"] != "0.00"}
+        for c in got["contracts"]
+    }
+    assert changes == {"cafe": {}, "cat": {"base": "10.00", "total": "10.00"}}
+    assert got["totals"] == [
+        {"currency": "USD", "old": "149.00", "new": "159.00", "change": "10.00"}
+    ]
+
+
+def test_diff_base_turns_git_failures_into_e403(pricing_cmd: str, tmp_path: Path) -> None:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo, other = tmp_path / "repo", tmp_path / "other"
+    for d in (repo / "rules", other):
+        d.mkdir(parents=True)
+        (d / "r.pricing").write_text("currency USD\n", "utf-8")
+    (repo / "usage.jsonl").write_text("")
+    env = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", *env, "commit", "-qm", "v1"]):
+        assert run(cmd, repo).returncode == 0
+    cases = [
+        ("HEAD~5", ["rules"], "HEAD~5"),  # no such revision
+        ("--name-only", ["rules"], "not a git revision"),  # never passed to git as an option
+        ("HEAD", ["rules", "../other"], "outside repository"),
+        ("HEAD", ["missing"], "No such file or directory"),
+    ]
+    for rev, paths, words in cases:
+        result = run([pricing_cmd, "diff", f"--base={rev}", *paths, "--usage", "usage.jsonl"], repo)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "error[E403]: " in result.stderr and f"`{rev}`" in result.stderr
+        assert words in result.stderr
+
+
 def test_quote_across_mau(pricing_cmd: str, tmp_path: Path) -> None:
     (tmp_path / "q.pricing").write_text(
         "currency USD\n"
