@@ -288,6 +288,10 @@ class Shapes:
     def __len__(self) -> int:
         return len(self.makers)
 
+    def __reduce__(self) -> tuple[type[Shapes], tuple[()]]:
+        # Compiled code stays in its process: a pickled ruleset gets an empty cache.
+        return Shapes, ()
+
     def maker(self, source: str) -> Callable[..., Variant]:
         found = self.makers.get(source)
         if found is None:

@@ -330,13 +330,51 @@ def check_paths(
     return ruleset, diags
 
 
-def load(*paths: str | os.PathLike[str]) -> Ruleset:
-    """Load ``.pricing`` files and directories (searched recursively) as one ruleset."""
+def load(*paths: str | os.PathLike[str], cache: bool = False) -> Ruleset:
+    """Load ``.pricing`` files and directories (searched recursively) as one ruleset.
+
+    With ``cache``, a checked ruleset is kept in the user's cache folder, keyed
+    by the content of its files, and read back while they are unchanged (see
+    docs/python-api.md; ``PRICING_DSL_NO_CACHE=1`` turns it off).
+    """
     if not paths:
         raise PricingError(Diagnostic("E001", "no ruleset files given"))
+    if cache:
+        found = _load_cached(paths)
+        if found is not None:
+            return found
     ruleset, diags = check_paths(*paths)
     if ruleset is None:
         raise PricingError([d for d in diags if d.severity == "error"])
+    return ruleset
+
+
+def _load_cached(paths: Sequence[str | os.PathLike[str]]) -> Ruleset | None:
+    """The ruleset from the cache, or built and cached; None to load it the usual way.
+
+    The ruleset is built from the very bytes the key is computed from, so an
+    entry always matches the files it names.  Anything out of the ordinary (a
+    file that cannot be read, text that is not UTF-8, errors in the ruleset)
+    is left to the usual loading, which reports it.
+    """
+    from ._cache import read_cached, write_cached
+
+    raw: list[tuple[str, bytes]] = []
+    for path in _expand(paths):
+        try:
+            raw.append((str(path), path.read_bytes()))
+        except OSError:
+            return None
+    found = read_cached(raw)
+    if found is not None:
+        return found
+    try:
+        sources = [(name, data.decode("utf-8-sig")) for name, data in raw]
+    except UnicodeDecodeError:
+        return None
+    ruleset, _ = _build(sources)
+    if ruleset is not None:
+        write_cached(raw, ruleset)
     return ruleset
 
 

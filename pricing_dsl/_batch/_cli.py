@@ -67,7 +67,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run ``pricing batch``; returns the exit status."""
     try:
-        rules = load(*args.paths)
+        # A billing run starts with the catalog: read it back checked while unchanged.
+        rules = load(*args.paths, cache=True)
         summary = run_batch(
             rules,
             args.usage,

@@ -22,23 +22,20 @@ ruleset itself, pickled, and unpickle it once per Python worker.
 from __future__ import annotations
 
 import contextlib
-import copyreg
 import csv
 import hashlib
-import io
 import math
 import os
-import pickle
 import re
 import secrets
-import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .._cache import dump_ruleset, load_ruleset
 from .._decimal import CONTEXT
 from .._errors import Diagnostic
 from .._ruleset import Ruleset
@@ -82,35 +79,13 @@ _GLOB = re.compile(r"([\\*?\[\]{}])")
 # ------------------------------------------------------------ the ruleset
 
 
-def _proxy(items: dict[Any, Any]) -> Mapping[Any, Any]:
-    """A read-only mapping again, when unpickled (``MappingProxyType`` cannot be pickled)."""
-    return types.MappingProxyType(items)
-
-
-def _reduce_proxy(mapping: Mapping[Any, Any]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-    return _proxy, (dict(mapping),)
-
-
 def ship_ruleset(rules: Ruleset) -> bytes:
     """The ruleset as bytes for executors: its contracts, meters and add-ons, pickled.
 
-    A ``Ruleset`` holds read-only mappings, which pickle refuses; they are
-    written as dicts and wrapped again when read.  The caches (compiled
-    contracts) and the tests are left out: executors fill their own caches,
-    and do not run tests.
+    The caches (compiled contracts) and the tests are left out: executors
+    fill their own caches, and do not run tests.
     """
-    bare = Ruleset(
-        contracts=rules.contracts,
-        meters=rules.meters,
-        addons=rules.addons,
-        tests=(),
-        files=rules.files,
-    )
-    buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = {**copyreg.dispatch_table, types.MappingProxyType: _reduce_proxy}
-    pickler.dump(bare)
-    return buf.getvalue()
+    return dump_ruleset(rules, tests=False)
 
 
 # Rulesets unpickled by this Python worker, by the hash of their bytes.  Spark
@@ -125,9 +100,7 @@ def _ruleset(job: _Job) -> Ruleset:
     if rules is None:
         if len(_RULESETS) >= _RULESETS_KEPT:
             _RULESETS.clear()
-        loaded = pickle.loads(job.ruleset)  # bytes the driver pickled, never user input
-        if not isinstance(loaded, Ruleset):  # pragma: no cover - would be a bug
-            raise TypeError("the shipped ruleset is not a Ruleset")
+        loaded = load_ruleset(job.ruleset)  # bytes the driver pickled, never user input
         rules = _RULESETS[job.key] = loaded
     return rules
 
