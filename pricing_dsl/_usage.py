@@ -184,8 +184,7 @@ def _plain(
     """Refuse values that cannot be exact numbers; convert exact floats to Decimal.
 
     Only the top level and one level below (a `period` mapping) mean anything;
-    deeper values are left for the schema to refuse, never walked, so a YAML
-    alias bomb costs nothing.
+    deeper values are left for the schema to refuse, never walked.
     """
     if isinstance(value, bool):
         diag.append(_bad(key, f"`{key}` is {str(value).lower()}, not a number", where))
@@ -431,8 +430,37 @@ def _show(v: Any) -> str:
 # ------------------------------------------------------------------- reading
 
 
+class _AnchorRefused(Exception):
+    """An anchor or alias in a usage file, refused as the loader meets it."""
+
+    def __init__(self, anchor: str, mark: Any, key: str | None) -> None:
+        super().__init__(anchor)
+        self.anchor, self.mark, self.key = anchor, mark, key
+
+
 class _ExactLoader(yaml.SafeLoader):
-    """YAML with exact numbers, refused duplicate keys, and key line numbers."""
+    """YAML with exact numbers, refused duplicate keys and aliases, and key line numbers."""
+
+    _depth = 0
+    _top_key: str | None = None
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # An alias is the same node again: a file of a few hundred bytes can
+        # nest them into a value of billions of items, which every later step
+        # (the schema's messages first) would walk.  A usage file has no use
+        # for them, so the first anchor or alias ends the reading, before any
+        # value is built.
+        if self._depth == 1:
+            # A key of the top mapping (index None), or the value under one.
+            self._top_key = str(index.value) if isinstance(index, yaml.ScalarNode) else None
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AnchorRefused(str(event.anchor), event.start_mark, self._top_key)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 # YAML 1.1 reads `010` as octal 8, `0x10` as 16 and `1:30` as 90 (base 60).
@@ -512,6 +540,19 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         loader._root = node  # type: ignore[attr-defined]
         data = loader.construct_document(node) if node is not None else None
         return data, loader._lines  # type: ignore[attr-defined]
+    except _AnchorRefused as exc:
+        raise PricingError(
+            Diagnostic(
+                "E400",
+                f"usage files cannot use YAML anchors or aliases (`&{exc.anchor}`, "
+                f"`*{exc.anchor}`)",
+                source,
+                exc.mark.line + 1,
+                exc.mark.column + 1,
+                hint="write each value out in full",
+                key=exc.key,
+            )
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0

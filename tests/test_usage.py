@@ -532,3 +532,49 @@ def test_the_fast_check_reads_meters_as_the_schema_does() -> None:
     assert _plainly_valid({"sms": Decimal("1.5")}, ("sms",))
     assert not _plainly_valid({"sms": 1}, ())
     assert not _plainly_valid({"account": "acme"}, ("account",))
+
+
+# ------------------------------------------------------- YAML anchors, aliases
+
+
+def _alias_bomb(levels: int) -> str:
+    """Under `mau`: a list of 9, then `levels` lists each of 9 aliases of the one before."""
+    nested = ["&l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    nested += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "period: 2026-08\nmau: [" + ", ".join(nested) + "]\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_any_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 9**7 items once expanded: the schema's messages walked them all (seconds,
+    # hundreds of MB).  Validation must never see such a value.
+    from pricing_dsl import _usage
+
+    def no_validation(*_args: object) -> None:
+        raise AssertionError("the bomb reached validation")
+
+    monkeypatch.setattr(_usage, "_validate", no_validation)
+    d = _one(lambda: parse_usage_text(_alias_bomb(7), "bomb.yaml"))
+    assert (d.code, d.path, d.line, d.column, d.key) == ("E400", "bomb.yaml", 2, 7, "mau")
+    assert "anchors or aliases (`&l0`, `*l0`)" in d.message
+    assert d.hint == "write each value out in full"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        # A harmless alias is refused too: a usage file never needs one.
+        ("account: &a acme\ncontract: *a\n", 1, "account"),
+        ("mau: 5\naccount: x\ncontract: *a\n", 3, "contract"),  # an alias never defined
+        ("&top\nmau: 5\n", 1, None),
+        ("mau: 5\n? &k sms\n: 3\n", 2, None),
+        ("period: {start: &d 2026-08-01, end: 2026-08-31}\n", 1, "period"),
+    ],
+)
+def test_anchors_and_aliases_are_refused_naming_key_and_line(
+    text: str, line: int, key: str | None
+) -> None:
+    d = _one(lambda: parse_usage_text(text, "a.yaml"))
+    assert (d.code, d.path, d.line, d.key) == ("E400", "a.yaml", line, key)
+    assert "anchors or aliases" in d.message
