@@ -516,7 +516,26 @@ def _schema_errors(
         seen.add(key)
         got = clean.get(key)
         expected = _KEY_WORDS.get(key, "a number, 0 or more")
-        diags.append(_bad(key, f"`{key}` must be {expected}; got {_show(got)}", where))
+        hint = _separator_hint(got) if key not in ("account", "contract", "period") else None
+        diags.append(_bad(key, f"`{key}` must be {expected}; got {_show(got)}", where, hint=hint))
+
+
+# `1,000` in YAML is text, and so is "1,000" in JSON: numbers as people write
+# them, with a thousands separator (a comma, a space, an apostrophe or `_`).
+_GROUPED = re.compile(r"[0-9]{1,3}(?:([, '_])[0-9]{3})(?:\1[0-9]{3})*(\.[0-9]+)?\Z")
+_COMMA_NUMBER = re.compile(r"[0-9][0-9.]*,[0-9,.]*\Z")
+
+
+def _separator_hint(got: Any) -> str | None:
+    """How to write a number given as text with separators, or None."""
+    if not isinstance(got, str):
+        return None
+    text = got.strip()
+    if _GROUPED.match(text):
+        return f"write {re.sub('[^0-9.]', '', text)} (no thousands separator)"
+    if _COMMA_NUMBER.match(text):
+        return "write numbers without commas; the decimal point is `.`"
+    return None
 
 
 # Bounds that keep every product of a usage value and a price exact in the
@@ -765,7 +784,14 @@ def _read_json(text: str, source: str) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise PricingError(
-            Diagnostic("E400", f"this is not valid JSON: {exc.msg}", source, exc.lineno, exc.colno)
+            Diagnostic(
+                "E400",
+                f"this is not valid JSON: {exc.msg}",
+                source,
+                exc.lineno,
+                exc.colno,
+                hint=_json_comma_hint(exc.doc, exc.pos),
+            )
         ) from None
     except ValueError as exc:
         raise PricingError(Diagnostic("E400", f"this is not valid usage: {exc}", source)) from None
@@ -773,6 +799,22 @@ def _read_json(text: str, source: str) -> Any:
         raise PricingError(
             Diagnostic("E400", "this usage file is nested too deeply", source)
         ) from None
+
+
+_DIGITS_AND_COMMAS = re.compile(r"[0-9]+(?:,[0-9]+)+(?:\.[0-9]+)?")
+
+
+def _json_comma_hint(text: str, pos: int) -> str | None:
+    """A hint when JSON stops at a comma inside a number, as in `{"mau": 1,000}`."""
+    # Only the line that failed is searched: a JSON Lines record, or one
+    # line of a file.
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    line = text[start : end if end >= 0 else len(text)]
+    for m in _DIGITS_AND_COMMAS.finditer(line):
+        if m.start() < pos - start <= m.end():
+            return _separator_hint(m.group())
+    return None
 
 
 def parse_usage_text(

@@ -578,3 +578,43 @@ def test_anchors_and_aliases_are_refused_naming_key_and_line(
     d = _one(lambda: parse_usage_text(text, "a.yaml"))
     assert (d.code, d.path, d.line, d.key) == ("E400", "a.yaml", line, key)
     assert "anchors or aliases" in d.message
+
+
+# ------------------------------------------------------ thousands separators
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "hint"),
+    [
+        ("mau: 1,000\n", "u.yaml", "write 1000 (no thousands separator)"),
+        ("voice_minutes: 12,345.5\n", "u.yaml", "write 12345.5 (no thousands separator)"),
+        ('{"mau": "1,000"}', "u.json", "write 1000 (no thousands separator)"),
+        ('{"sms": "1 000 000"}', "u.json", "write 1000000 (no thousands separator)"),
+        (
+            "voice_minutes: 1,5\n",
+            "u.yaml",
+            "write numbers without commas; the decimal point is `.`",
+        ),
+    ],
+)
+def test_a_number_with_a_separator_says_how_to_write_it(
+    rules: pricing_dsl.Ruleset, text: str, source: str, hint: str
+) -> None:
+    d = _one(lambda: parse_usage_text(text, source, rules.meters))
+    assert d.code == "E401" and "must be" in d.message
+    assert d.hint == hint
+
+
+def test_a_json_number_with_a_comma_says_how_to_write_it() -> None:
+    # Not JSON at all: the parser stops at the comma, expecting the next key.
+    d = _one(lambda: parse_usage_text('{"period": "2026-08",\n "mau": 26,250}', "u.json"))
+    assert (d.code, d.line, d.column) == ("E400", 2, 12)
+    assert d.hint == "write 26250 (no thousands separator)"
+    # A comma that ends a number is just a comma.
+    d = _one(lambda: parse_usage_text('{"mau": 1, 000}', "u.json"))
+    assert d.code == "E400" and d.hint is None
+
+
+def test_text_that_is_not_a_number_gets_no_separator_hint() -> None:
+    d = _one(lambda: parse_usage_text('mau: "many"\n', "u.yaml"))
+    assert d.code == "E401" and d.hint is None
