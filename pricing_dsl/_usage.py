@@ -185,8 +185,8 @@ def _plain(
 ) -> Any:
     """Refuse values that cannot be exact numbers; give exact numbers as int or Decimal.
 
-    Only the top level and one level below (a `period` mapping) mean anything;
-    deeper values are left for the schema to refuse, never walked.
+    Only the top level and one level below in a `period` mapping mean
+    anything; deeper values are refused, never walked.
     """
     kind = type(value)
     if kind is int or kind is str:
@@ -205,8 +205,16 @@ def _plain(
         return value.to_json()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Mapping) and depth == 0:
+    if isinstance(value, Mapping) and depth == 0 and key == "period":
         return {str(k): _plain(v, f"{key}.{k}", diag, where, 1) for k, v in value.items()}
+    # A list or a mapping here is refused whatever it holds.  An empty one is
+    # refused in the same words, and the schema, which writes the repr of
+    # the value into its messages, never walks what may be a huge structure
+    # (a list that holds itself, or the same list nested level after level).
+    if isinstance(value, Mapping):
+        return {}
+    if isinstance(value, (list, tuple)):
+        return []
     return value
 
 

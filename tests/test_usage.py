@@ -618,3 +618,27 @@ def test_a_json_number_with_a_comma_says_how_to_write_it() -> None:
 def test_text_that_is_not_a_number_gets_no_separator_hint() -> None:
     d = _one(lambda: parse_usage_text('mau: "many"\n', "u.yaml"))
     assert d.code == "E401" and d.hint is None
+
+
+class _NoRepr:
+    def __repr__(self) -> str:
+        raise AssertionError("a value inside a refused list was walked")
+
+
+@pytest.mark.parametrize(
+    ("usage", "key", "got"),
+    [
+        ({"mau": [_NoRepr()]}, "mau", "a list"),
+        ({"mau": (_NoRepr(),)}, "mau", "a list"),
+        ({"sms": {"a": _NoRepr()}}, "sms", "a mapping"),
+        ({"period": {"start": [_NoRepr()], "end": "2026-08-31"}}, "period", "a mapping"),
+    ],
+)
+def test_lists_and_mappings_from_python_are_refused_without_walking_them(
+    rules: pricing_dsl.Ruleset, usage: dict[str, Any], key: str, got: str
+) -> None:
+    # Python can build what YAML aliases did: the same list nested level after
+    # level (9**8 items in 8 small lists).  The schema's messages walked it.
+    d = _one(lambda: Usage.from_mapping(usage, meters=rules.meters))
+    assert (d.code, d.key) == ("E401", key)
+    assert d.message.endswith(f"got {got}")
