@@ -189,7 +189,7 @@ def _plain(
     anything; deeper values are refused, never walked.
     """
     kind = type(value)
-    if kind is int or kind is str:
+    if kind is str or (kind is int and value.bit_length() <= _HUGE_BITS):
         return value
     if isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in _NP_BOOLS):
         diag.append(_bad(key, f"`{key}` is {str(bool(value)).lower()}, not a number", where))
@@ -252,9 +252,22 @@ def _number(value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any])
         return None
     if isinstance(value, numbers.Integral):
         try:
-            return operator.index(value)
+            whole = operator.index(value)
         except (TypeError, ValueError):
             pass  # numpy's timedelta64 is an Integral, but not a count of anything
+        else:
+            if whole.bit_length() <= _HUGE_BITS:
+                return whole
+            # Python refuses to write out an int this long, and the schema's
+            # messages would try: refused here, by its first digits.
+            if whole > 0:
+                diag.append(_size_error(key, _int_brief(whole), where))
+            else:
+                expected = _KEY_WORDS.get(key, "a number, 0 or more")
+                diag.append(
+                    _bad(key, f"`{key}` must be {expected}; got {_int_brief(whole)}", where)
+                )
+            return None
     elif isinstance(value, numbers.Rational):
         return _from_fraction(value, key, diag, where, hint)
     elif isinstance(value, numbers.Real) and hasattr(value, "as_integer_ratio"):
@@ -272,8 +285,9 @@ def _from_fraction(
 ) -> Decimal | None:
     """The exact Decimal of a fraction whose value is a decimal with at most USAGE_PLACES places."""
     num, den = int(value.numerator), int(value.denominator)
-    if num >= den * LIMIT:
-        diag.append(_size_error(key, _brief(f"{num}/{den}"), where))
+    shown = f"{_int_brief(num)}/{_int_brief(den)}"
+    if num >= den * _INT_LIMIT:
+        diag.append(_size_error(key, shown, where))
         return None
     # A decimal has only 2s and 5s in its denominator; its places are the
     # larger count.  The 5s are counted only as far as the bound.
@@ -287,7 +301,7 @@ def _from_fraction(
         diag.append(
             _bad(
                 key,
-                f"`{key}` is the fraction {_brief(f'{num}/{den}')}, which is not a decimal "
+                f"`{key}` is the fraction {shown}, which is not a decimal "
                 f"number with at most {USAGE_PLACES} decimal places",
                 where,
                 hint=hint,
@@ -309,7 +323,7 @@ def _from_binary_float(
         return None
     shown = repr(value) if type(value) is float else str(value)  # numpy's repr names its type
     exact = Fraction(num, den)
-    if exact >= LIMIT:
+    if exact >= _INT_LIMIT:
         # Any float this large is a whole number (or a half-integer near 10**15):
         # say which, not that it prints otherwise.
         whole = _fraction_text(exact)
@@ -339,6 +353,17 @@ def _fraction_text(value: Fraction) -> str:
     """A binary fraction (its denominator a power of 2) written out exactly in decimal."""
     places = value.denominator.bit_length() - 1
     return str(Decimal(f"{value.numerator * 5**places}E-{places}"))
+
+
+def _int_brief(n: int) -> str:
+    """An int for a message: a long one by its first digits and its length."""
+    if n.bit_length() <= 130:  # at most 40 digits
+        return str(n)
+    # The first digits without writing out the rest, which Python refuses
+    # past 4300 digits: 10**k is below |n|, and |n| // 10**k has 21 digits or more.
+    k = int(n.bit_length() * 0.30102999) - 21
+    lead = str(abs(n) // 10**k)
+    return f"{'-' if n < 0 else ''}{lead[:20]}… ({len(lead) + k} digits)"
 
 
 def _brief(text: str) -> str:
@@ -555,6 +580,10 @@ MAX_PLACES = 9
 # a million-character explanation.  With at most 60 places, a usage value
 # times a price still fits the 100 digits rating computes with.
 USAGE_PLACES = 60
+_INT_LIMIT = int(LIMIT)
+# Ints past this many bits (about 3000 digits) are refused before the schema
+# sees them: its messages write them out, which Python refuses past 4300 digits.
+_HUGE_BITS = 10_000
 
 
 def within_limits(value: Decimal, places: int | None = MAX_PLACES) -> bool:

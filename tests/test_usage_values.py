@@ -169,6 +169,26 @@ def test_values_that_are_not_exact_decimals_are_refused(
         assert words in d.message
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        # Python will not write out an int past 4300 digits: these raised ValueError.
+        ("mau", -(10**5000), "must be a whole number of users, 0 or more; got -1000"),
+        ("sms", Fraction(10**5000, 3), "is too large (10000000000000000000… (5001 digits)/3)"),
+        ("sms", Fraction(1, 3**5000), "is the fraction 1/40389976297871553397… (2386 digits)"),
+        ("mau", 10**5000, "is too large (10000000000000000000… (5001 digits))"),
+    ],
+    ids=["negative-int", "large-fraction", "fine-fraction", "large-int"],
+)
+def test_numbers_too_long_to_print_are_refused_by_their_first_digits(
+    rules: pricing_dsl.Ruleset, key: str, value: object, words: str
+) -> None:
+    for rate in _both(rules):
+        d = _one(lambda rate=rate: rate("p", {key: value}))
+        assert (d.code, d.key) == ("E401", key)
+        assert words in d.message
+
+
 def test_an_unreadable_value_is_refused_never_zero() -> None:
     from pricing_dsl._usage import _to_decimal
 
