@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import calendar
 import json
-import math
+import numbers
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -188,41 +190,210 @@ def _validator(custom: tuple[str, ...]) -> Any:
 def _plain(
     value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any], depth: int = 0
 ) -> Any:
-    """Refuse values that cannot be exact numbers; convert exact floats to Decimal.
+    """Refuse values that cannot be exact numbers; give exact numbers as int or Decimal.
 
-    Only the top level and one level below (a `period` mapping) mean anything;
-    deeper values are left for the schema to refuse, never walked, so a YAML
-    alias bomb costs nothing.
+    Only the top level and one level below in a `period` mapping mean
+    anything; deeper values are refused, never walked.
     """
-    if isinstance(value, bool):
-        diag.append(_bad(key, f"`{key}` is {str(value).lower()}, not a number", where))
+    kind = type(value)
+    if kind is str or (kind is int and value.bit_length() <= _HUGE_BITS):
+        return value
+    if isinstance(value, bool) or (kind.__module__ == "numpy" and kind.__name__ in _NP_BOOLS):
+        diag.append(_bad(key, f"`{key}` is {str(bool(value)).lower()}, not a number", where))
         return None
-    if isinstance(value, float):
-        if not math.isfinite(value):
+    if isinstance(value, Decimal):
+        if not value.is_finite():
             diag.append(_bad(key, f"`{key}` must be a finite number, not {value}", where))
             return None
-        exact = Decimal(value)
-        if exact != Decimal(repr(value)):
-            diag.append(
-                _bad(
-                    key,
-                    f"`{key}` is the binary float {value!r}, which is not exactly {value!r}",
-                    where,
-                    hint='pass a Decimal or a decimal string such as "' + repr(value) + '"',
-                )
-            )
-            return None
-        return Decimal(repr(value))
-    if isinstance(value, Decimal) and not value.is_finite():
-        diag.append(_bad(key, f"`{key}` must be a finite number, not {value}", where))
-        return None
+        return value
+    if isinstance(value, (numbers.Number, _Unreadable)):
+        return _number(value, key, diag, where)
     if isinstance(value, Period):
         return value.to_json()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Mapping) and depth == 0:
+    if isinstance(value, Mapping) and depth == 0 and key == "period":
         return {str(k): _plain(v, f"{key}.{k}", diag, where, 1) for k, v in value.items()}
+    # A list or a mapping here is refused whatever it holds.  An empty one is
+    # refused in the same words, and the schema, which writes the repr of
+    # the value into its messages, never walks what may be a huge structure
+    # (a list that holds itself, or the same list nested level after level).
+    if isinstance(value, Mapping):
+        return {}
+    if isinstance(value, (list, tuple)):
+        return []
     return value
+
+
+# numpy's booleans are not `bool`: checked by name, as numpy is not a dependency.
+_NP_BOOLS = ("bool", "bool_")
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """A number written in a usage file that no Decimal or int can hold: its text.
+
+    Reading goes on, so that validation reports it with its key, as it
+    reports any other value out of bounds.
+    """
+
+    text: str
+
+
+def _number(value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any]) -> Any:
+    """An exact int or Decimal for a number that is not an int or a Decimal, or None.
+
+    Integers of any kind (numpy's too) are exact; so is a fraction that is a
+    decimal; a binary float (Python's or numpy's) is taken only when it is
+    exactly the decimal it prints as.  Everything else is refused, never
+    rounded and never read as zero.
+    """
+    hint = 'pass an int, a Decimal or a decimal string such as "96500.5"'
+    if isinstance(value, _Unreadable):
+        # Only an exponent takes a number past Decimal's range (or an int past
+        # Python's 4300-digit conversion limit): far too large, or far too fine.
+        if re.search(r"[eE]-", value.text):
+            diag.append(_places_error(key, _brief(value.text), where))
+        else:
+            diag.append(_size_error(key, _brief(value.text), where))
+        return None
+    if isinstance(value, numbers.Integral):
+        try:
+            whole = operator.index(value)
+        except (TypeError, ValueError):
+            pass  # numpy's timedelta64 is an Integral, but not a count of anything
+        else:
+            if whole.bit_length() <= _HUGE_BITS:
+                return whole
+            # Python refuses to write out an int this long, and the schema's
+            # messages would try: refused here, by its first digits.
+            if whole > 0:
+                diag.append(_size_error(key, _int_brief(whole), where))
+            else:
+                expected = _KEY_WORDS.get(key, "a number, 0 or more")
+                diag.append(
+                    _bad(key, f"`{key}` must be {expected}; got {_int_brief(whole)}", where)
+                )
+            return None
+    elif isinstance(value, numbers.Rational):
+        return _from_fraction(value, key, diag, where, hint)
+    elif isinstance(value, numbers.Real) and hasattr(value, "as_integer_ratio"):
+        return _from_binary_float(value, key, diag, where, hint)
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        words = f"`{key}` is the complex number {value}, not a real number"
+    else:
+        words = f"`{key}` is a {type(value).__name__}, which cannot be read as an exact number"
+    diag.append(_bad(key, words, where, hint=hint))
+    return None
+
+
+def _from_fraction(
+    value: numbers.Rational, key: str, diag: list[Diagnostic], where: dict[str, Any], hint: str
+) -> Decimal | None:
+    """The exact Decimal of a fraction whose value is a decimal with at most USAGE_PLACES places."""
+    num, den = int(value.numerator), int(value.denominator)
+    shown = f"{_int_brief(num)}/{_int_brief(den)}"
+    if num >= den * _INT_LIMIT:
+        diag.append(_size_error(key, shown, where))
+        return None
+    # A decimal has only 2s and 5s in its denominator; its places are the
+    # larger count.  The 5s are counted only as far as the bound.
+    twos = (den & -den).bit_length() - 1
+    rest, fives = den >> twos, 0
+    while rest % 5 == 0 and fives <= USAGE_PLACES:
+        rest //= 5
+        fives += 1
+    places = max(twos, fives)
+    if rest != 1 or places > USAGE_PLACES:
+        diag.append(
+            _bad(
+                key,
+                f"`{key}` is the fraction {shown}, which is not a decimal "
+                f"number with at most {USAGE_PLACES} decimal places",
+                where,
+                hint=hint,
+            )
+        )
+        return None
+    # Exact: den divides num * 10**places.  From text, so no context rounds it.
+    return Decimal(f"{num * 10**places // den}E-{places}")
+
+
+def _from_binary_float(
+    value: Any, key: str, diag: list[Diagnostic], where: dict[str, Any], hint: str
+) -> Decimal | None:
+    """A float (Python's, numpy's of any width) as the decimal it prints as, if exactly that."""
+    try:
+        num, den = value.as_integer_ratio()
+    except (OverflowError, ValueError):  # infinities and NaN
+        diag.append(_bad(key, f"`{key}` must be a finite number, not {value}", where))
+        return None
+    shown = repr(value) if type(value) is float else str(value)  # numpy's repr names its type
+    exact = Fraction(num, den)
+    if exact >= _INT_LIMIT:
+        # Any float this large is a whole number (or a half-integer near 10**15):
+        # say which, not that it prints otherwise.
+        whole = _fraction_text(exact)
+        diag.append(
+            _size_error(key, whole if len(whole) <= 40 else f"the binary float {shown}", where)
+        )
+        return None
+    try:
+        written = Decimal(shown)
+        matches = written.is_finite() and Fraction(written) == exact
+    except InvalidOperation:
+        matches = False
+    if not matches:
+        diag.append(
+            _bad(
+                key,
+                f"`{key}` is the binary float {shown}, which is not exactly {shown}",
+                where,
+                hint=f'pass a Decimal or a decimal string such as "{shown}"',
+            )
+        )
+        return None
+    return written
+
+
+def _fraction_text(value: Fraction) -> str:
+    """A binary fraction (its denominator a power of 2) written out exactly in decimal."""
+    places = value.denominator.bit_length() - 1
+    return str(Decimal(f"{value.numerator * 5**places}E-{places}"))
+
+
+def _int_brief(n: int) -> str:
+    """An int for a message: a long one by its first digits and its length."""
+    if n.bit_length() <= 130:  # at most 40 digits
+        return str(n)
+    # The first digits without writing out the rest, which Python refuses
+    # past 4300 digits: 10**k is below |n|, and |n| // 10**k has 21 digits or more.
+    k = int(n.bit_length() * 0.30102999) - 21
+    lead = str(abs(n) // 10**k)
+    return f"{'-' if n < 0 else ''}{lead[:20]}… ({len(lead) + k} digits)"
+
+
+def _brief(text: str) -> str:
+    """A number's text for a message: a long one by its first digits and its length."""
+    return text if len(text) <= 40 else f"{text[:20]}… ({len(text)} characters)"
+
+
+def _size_error(key: str, shown: str, where: dict[str, Any]) -> Diagnostic:
+    return _bad(
+        key,
+        f"`{key}` is too large ({shown})",
+        where,
+        hint=f"usage values must be below {LIMIT_TEXT}",
+    )
+
+
+def _places_error(key: str, shown: str, where: dict[str, Any]) -> Diagnostic:
+    return _bad(
+        key,
+        f"`{key}` has too many decimal places ({shown})",
+        where,
+        hint=f"usage values may have at most {USAGE_PLACES} decimal places",
+    )
 
 
 def _bad(key: str, message: str, where: dict[str, Any], hint: str | None = None) -> Diagnostic:
@@ -280,16 +451,11 @@ def _validate(
     values: dict[str, Decimal] = {}
     for m in meters:
         if m.usage_key in clean:
-            value = _to_decimal(clean[m.usage_key])
+            value = _to_decimal(clean[m.usage_key], m.usage_key, where)
             if not within_limits(value, places=None):
-                diags.append(
-                    _bad(
-                        m.usage_key,
-                        f"`{m.usage_key}` is too large ({_show(value)})",
-                        where,
-                        hint=f"usage values must be below {LIMIT_TEXT}",
-                    )
-                )
+                diags.append(_size_error(m.usage_key, _show(value), where))
+            elif not within_limits(value, places=USAGE_PLACES):
+                diags.append(_places_error(m.usage_key, _show(value), where))
             values[m.usage_key] = value
     if diags:
         raise PricingError(diags)
@@ -390,7 +556,26 @@ def _schema_errors(
         seen.add(key)
         got = clean.get(key)
         expected = _KEY_WORDS.get(key, "a number, 0 or more")
-        diags.append(_bad(key, f"`{key}` must be {expected}; got {_show(got)}", where))
+        hint = _separator_hint(got) if key not in ("account", "contract", "period") else None
+        diags.append(_bad(key, f"`{key}` must be {expected}; got {_show(got)}", where, hint=hint))
+
+
+# `1,000` in YAML is text, and so is "1,000" in JSON: numbers as people write
+# them, with a thousands separator (a comma, a space, an apostrophe or `_`).
+_GROUPED = re.compile(r"[0-9]{1,3}(?:([, '_])[0-9]{3})(?:\1[0-9]{3})*(\.[0-9]+)?\Z")
+_COMMA_NUMBER = re.compile(r"[0-9][0-9.]*,[0-9,.]*\Z")
+
+
+def _separator_hint(got: Any) -> str | None:
+    """How to write a number given as text with separators, or None."""
+    if not isinstance(got, str):
+        return None
+    text = got.strip()
+    if _GROUPED.match(text):
+        return f"write {re.sub('[^0-9.]', '', text)} (no thousands separator)"
+    if _COMMA_NUMBER.match(text):
+        return "write numbers without commas; the decimal point is `.`"
+    return None
 
 
 # Bounds that keep every product of a usage value and a price exact in the
@@ -398,13 +583,22 @@ def _schema_errors(
 LIMIT = Decimal(10) ** 15
 LIMIT_TEXT = "1,000,000,000,000,000"
 MAX_PLACES = 9
+# Usage may be finer than prices, but not without end: 1E-999999 would make
+# a million-character explanation.  With at most 60 places, a usage value
+# times a price still fits the 100 digits rating computes with.
+USAGE_PLACES = 60
+_INT_LIMIT = int(LIMIT)
+# Ints past this many bits (about 3000 digits) are refused before the schema
+# sees them: its messages write them out, which Python refuses past 4300 digits.
+_HUGE_BITS = 10_000
 
 
 def within_limits(value: Decimal, places: int | None = MAX_PLACES) -> bool:
     """Small enough (and, for ruleset numbers, coarse enough) to rate exactly.
 
-    Usage values are checked for size only (``places=None``): should one
-    carry more digits than rating can multiply exactly, rating says so.
+    Usage values are checked for size first (``places=None``), then against
+    USAGE_PLACES; should one still carry more digits than rating can multiply
+    exactly, rating says so.
     """
     # copy_abs, not abs(): abs() rounds in the current context, and an
     # exponent like 1E+999999999999999999 would overflow it.
@@ -414,15 +608,22 @@ def within_limits(value: Decimal, places: int | None = MAX_PLACES) -> bool:
     return places is None or (isinstance(exponent, int) and exponent >= -places)
 
 
-def _to_decimal(v: Any) -> Decimal:
+def _to_decimal(v: Any, key: str, where: dict[str, Any]) -> Decimal:
+    """A validated meter value (an int, a Decimal or decimal text) as a Decimal, exactly."""
     if isinstance(v, Decimal):
         return v
-    if isinstance(v, int):
+    if isinstance(v, int) and not isinstance(v, bool):
         return Decimal(v)
-    try:
-        return Decimal(str(v))
-    except InvalidOperation:  # pragma: no cover - the schema admits only decimal text
-        return _ZERO
+    if isinstance(v, str):
+        try:
+            return Decimal(v)  # from text: exact, whatever the context
+        except InvalidOperation:
+            pass
+    # Never zero, never a guess: what validation let through but cannot be
+    # read is refused like any other bad value.
+    raise PricingError(
+        _bad(key, f"`{key}` cannot be read as an exact number; got {_show(v)}", where)
+    )
 
 
 def _show(v: Any) -> str:
@@ -438,8 +639,37 @@ def _show(v: Any) -> str:
 # ------------------------------------------------------------------- reading
 
 
+class _AnchorRefused(Exception):
+    """An anchor or alias in a usage file, refused as the loader meets it."""
+
+    def __init__(self, anchor: str, mark: Any, key: str | None) -> None:
+        super().__init__(anchor)
+        self.anchor, self.mark, self.key = anchor, mark, key
+
+
 class _ExactLoader(yaml.SafeLoader):
-    """YAML with exact numbers, refused duplicate keys, and key line numbers."""
+    """YAML with exact numbers, refused duplicate keys and aliases, and key line numbers."""
+
+    _depth = 0
+    _top_key: str | None = None
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # An alias is the same node again: a file of a few hundred bytes can
+        # nest them into a value of billions of items, which every later step
+        # (the schema's messages first) would walk.  A usage file has no use
+        # for them, so the first anchor or alias ends the reading, before any
+        # value is built.
+        if self._depth == 1:
+            # A key of the top mapping (index None), or the value under one.
+            self._top_key = str(index.value) if isinstance(index, yaml.ScalarNode) else None
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _AnchorRefused(str(event.anchor), event.start_mark, self._top_key)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 # YAML 1.1 reads `010` as octal 8, `0x10` as 16 and `1:30` as 90 (base 60).
@@ -459,22 +689,40 @@ def _not_plain(node: yaml.ScalarNode, text: str) -> yaml.constructor.Constructor
     )
 
 
-def _yaml_float(loader: _ExactLoader, node: yaml.ScalarNode) -> Decimal:
+def _yaml_float(loader: _ExactLoader, node: yaml.ScalarNode) -> Decimal | _Unreadable:
     raw = str(loader.construct_scalar(node))
     text = raw.replace("_", "").lower()
     if text in (".nan", ".inf", "+.inf", "-.inf"):
         return Decimal("NaN") if "nan" in text else Decimal("-Infinity" if "-" in text else "Inf")
     if not _PLAIN_FLOAT.match(raw):
         raise _not_plain(node, raw)
-    return Decimal(text)
+    return _decimal_text(text)
 
 
-def _yaml_int(loader: _ExactLoader, node: yaml.ScalarNode) -> int:
+def _yaml_int(loader: _ExactLoader, node: yaml.ScalarNode) -> int | _Unreadable:
     raw = str(loader.construct_scalar(node))
     digits = raw.replace("_", "").lstrip("+-")
     if not _PLAIN_INT.match(raw) or (len(digits) > 1 and digits.startswith("0")):
         raise _not_plain(node, raw)
-    return int(raw.replace("_", ""))
+    return _int_text(raw.replace("_", ""))
+
+
+def _decimal_text(text: str) -> Decimal | _Unreadable:
+    """A number's text as a Decimal; one whose exponent Decimal cannot hold, for validation
+    to refuse by its key."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return _Unreadable(text)
+
+
+def _int_text(text: str) -> int | _Unreadable:
+    """Digits as an int; past Python's conversion limit (thousands of digits), for validation
+    to refuse by its key."""
+    try:
+        return int(text)
+    except ValueError:
+        return _Unreadable(text)
 
 
 def _yaml_mapping(loader: _ExactLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -519,6 +767,19 @@ def _read_yaml(text: str, source: str) -> tuple[Any, dict[str, int]]:
         loader._root = node  # type: ignore[attr-defined]
         data = loader.construct_document(node) if node is not None else None
         return data, loader._lines  # type: ignore[attr-defined]
+    except _AnchorRefused as exc:
+        raise PricingError(
+            Diagnostic(
+                "E400",
+                f"usage files cannot use YAML anchors or aliases (`&{exc.anchor}`, "
+                f"`*{exc.anchor}`)",
+                source,
+                exc.mark.line + 1,
+                exc.mark.column + 1,
+                hint="write each value out in full",
+                key=exc.key,
+            )
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -560,13 +821,21 @@ def _read_json(text: str, source: str) -> Any:
     try:
         return json.loads(
             text,
-            parse_float=Decimal,
+            parse_float=_decimal_text,
+            parse_int=_int_text,
             parse_constant=_reject_constant,
             object_pairs_hook=_json_pairs,
         )
     except json.JSONDecodeError as exc:
         raise PricingError(
-            Diagnostic("E400", f"this is not valid JSON: {exc.msg}", source, exc.lineno, exc.colno)
+            Diagnostic(
+                "E400",
+                f"this is not valid JSON: {exc.msg}",
+                source,
+                exc.lineno,
+                exc.colno,
+                hint=_json_comma_hint(exc.doc, exc.pos),
+            )
         ) from None
     except ValueError as exc:
         raise PricingError(Diagnostic("E400", f"this is not valid usage: {exc}", source)) from None
@@ -574,6 +843,22 @@ def _read_json(text: str, source: str) -> Any:
         raise PricingError(
             Diagnostic("E400", "this usage file is nested too deeply", source)
         ) from None
+
+
+_DIGITS_AND_COMMAS = re.compile(r"[0-9]+(?:,[0-9]+)+(?:\.[0-9]+)?")
+
+
+def _json_comma_hint(text: str, pos: int) -> str | None:
+    """A hint when JSON stops at a comma inside a number, as in `{"mau": 1,000}`."""
+    # Only the line that failed is searched: a JSON Lines record, or one
+    # line of a file.
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    line = text[start : end if end >= 0 else len(text)]
+    for m in _DIGITS_AND_COMMAS.finditer(line):
+        if m.start() < pos - start <= m.end():
+            return _separator_hint(m.group())
+    return None
 
 
 def parse_usage_text(

@@ -532,3 +532,113 @@ def test_the_fast_check_reads_meters_as_the_schema_does() -> None:
     assert _plainly_valid({"sms": Decimal("1.5")}, ("sms",))
     assert not _plainly_valid({"sms": 1}, ())
     assert not _plainly_valid({"account": "acme"}, ("account",))
+
+
+# ------------------------------------------------------- YAML anchors, aliases
+
+
+def _alias_bomb(levels: int) -> str:
+    """Under `mau`: a list of 9, then `levels` lists each of 9 aliases of the one before."""
+    nested = ["&l0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    nested += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return "period: 2026-08\nmau: [" + ", ".join(nested) + "]\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_any_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 9**7 items once expanded: the schema's messages walked them all (seconds,
+    # hundreds of MB).  Validation must never see such a value.
+    from pricing_dsl import _usage
+
+    def no_validation(*_args: object) -> None:
+        raise AssertionError("the bomb reached validation")
+
+    monkeypatch.setattr(_usage, "_validate", no_validation)
+    d = _one(lambda: parse_usage_text(_alias_bomb(7), "bomb.yaml"))
+    assert (d.code, d.path, d.line, d.column, d.key) == ("E400", "bomb.yaml", 2, 7, "mau")
+    assert "anchors or aliases (`&l0`, `*l0`)" in d.message
+    assert d.hint == "write each value out in full"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        # A harmless alias is refused too: a usage file never needs one.
+        ("account: &a acme\ncontract: *a\n", 1, "account"),
+        ("mau: 5\naccount: x\ncontract: *a\n", 3, "contract"),  # an alias never defined
+        ("&top\nmau: 5\n", 1, None),
+        ("mau: 5\n? &k sms\n: 3\n", 2, None),
+        ("period: {start: &d 2026-08-01, end: 2026-08-31}\n", 1, "period"),
+    ],
+)
+def test_anchors_and_aliases_are_refused_naming_key_and_line(
+    text: str, line: int, key: str | None
+) -> None:
+    d = _one(lambda: parse_usage_text(text, "a.yaml"))
+    assert (d.code, d.path, d.line, d.key) == ("E400", "a.yaml", line, key)
+    assert "anchors or aliases" in d.message
+
+
+# ------------------------------------------------------ thousands separators
+
+
+@pytest.mark.parametrize(
+    ("text", "source", "hint"),
+    [
+        ("mau: 1,000\n", "u.yaml", "write 1000 (no thousands separator)"),
+        ("voice_minutes: 12,345.5\n", "u.yaml", "write 12345.5 (no thousands separator)"),
+        ('{"mau": "1,000"}', "u.json", "write 1000 (no thousands separator)"),
+        ('{"sms": "1 000 000"}', "u.json", "write 1000000 (no thousands separator)"),
+        (
+            "voice_minutes: 1,5\n",
+            "u.yaml",
+            "write numbers without commas; the decimal point is `.`",
+        ),
+    ],
+)
+def test_a_number_with_a_separator_says_how_to_write_it(
+    rules: pricing_dsl.Ruleset, text: str, source: str, hint: str
+) -> None:
+    d = _one(lambda: parse_usage_text(text, source, rules.meters))
+    assert d.code == "E401" and "must be" in d.message
+    assert d.hint == hint
+
+
+def test_a_json_number_with_a_comma_says_how_to_write_it() -> None:
+    # Not JSON at all: the parser stops at the comma, expecting the next key.
+    d = _one(lambda: parse_usage_text('{"period": "2026-08",\n "mau": 26,250}', "u.json"))
+    assert (d.code, d.line, d.column) == ("E400", 2, 12)
+    assert d.hint == "write 26250 (no thousands separator)"
+    # A comma that ends a number is just a comma.
+    d = _one(lambda: parse_usage_text('{"mau": 1, 000}', "u.json"))
+    assert d.code == "E400" and d.hint is None
+
+
+def test_text_that_is_not_a_number_gets_no_separator_hint() -> None:
+    d = _one(lambda: parse_usage_text('mau: "many"\n', "u.yaml"))
+    assert d.code == "E401" and d.hint is None
+
+
+class _NoRepr:
+    def __repr__(self) -> str:
+        raise AssertionError("a value inside a refused list was walked")
+
+
+@pytest.mark.parametrize(
+    ("usage", "key", "got"),
+    [
+        ({"mau": [_NoRepr()]}, "mau", "a list"),
+        ({"mau": (_NoRepr(),)}, "mau", "a list"),
+        ({"sms": {"a": _NoRepr()}}, "sms", "a mapping"),
+        ({"period": {"start": [_NoRepr()], "end": "2026-08-31"}}, "period", "a mapping"),
+    ],
+)
+def test_lists_and_mappings_from_python_are_refused_without_walking_them(
+    rules: pricing_dsl.Ruleset, usage: dict[str, Any], key: str, got: str
+) -> None:
+    # Python can build what YAML aliases did: the same list nested level after
+    # level (9**8 items in 8 small lists).  The schema's messages walked it.
+    d = _one(lambda: Usage.from_mapping(usage, meters=rules.meters))
+    assert (d.code, d.key) == ("E401", key)
+    assert d.message.endswith(f"got {got}")
