@@ -17,6 +17,7 @@ and usage.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -36,7 +37,7 @@ from ._plan import (
     apply_adjustments,
 )
 from ._rating import rate
-from ._usage import LIMIT, Period, Usage
+from ._usage import LIMIT, USAGE_PLACES, Period, Usage
 
 __all__ = ["CompiledContract", "Shapes"]
 
@@ -63,11 +64,15 @@ def _exact(x: Any, whole: bool) -> int | Decimal | None:
         if not (_COUNT if whole else _QUANTITY).match(x):
             return None
         d = Decimal(x)
-        return d if d < LIMIT else None
+        exponent = d.as_tuple().exponent
+        return d if d < LIMIT and isinstance(exponent, int) and exponent >= -USAGE_PLACES else None
     if isinstance(x, bool):
         return None
     if isinstance(x, Integral):
-        n = int(x)
+        try:
+            n = operator.index(x)  # numpy's timedelta64 is an Integral without an index
+        except Exception:
+            return None
         return n if 0 <= n < LIMIT else None
     if isinstance(x, float):
         f = float(x)  # a numpy float64 prints as np.float64(...): take the float itself
@@ -75,6 +80,9 @@ def _exact(x: Any, whole: bool) -> int | Decimal | None:
             return None
         text = Decimal(repr(f))
         if Decimal(f) != text or not text < LIMIT or (whole and text != text.to_integral_value()):
+            return None
+        exponent = text.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent < -USAGE_PLACES:
             return None
         return text
     return None
@@ -110,6 +118,8 @@ def _valid(var: str, whole: bool) -> list[str]:
         # comparison raise; products trap Inexact, so a value with too many
         # digits to multiply exactly also falls back.
         f"  if {var}.is_signed() or not {var} < LIMIT: return None",
+        # Finer than the usage bound: the interpreter refuses it, in words.
+        f"  if {var}.as_tuple().exponent < MIN_EXPONENT: return None",
     ]
     if whole:
         lines.append(f"  if {var} != {var}.to_integral_value(): return None")
@@ -262,6 +272,7 @@ _GLOBALS: dict[str, Any] = {
     "DECIMAL": Decimal,
     "LIMIT": LIMIT,
     "INT_LIMIT": int(LIMIT),
+    "MIN_EXPONENT": -USAGE_PLACES,
     "MISSING": _MISSING,
     "EXACT_VALUE": _exact,
     "LAZY": Invoice._lazy,
@@ -464,6 +475,8 @@ class CompiledContract:
             if t is Decimal:
                 try:
                     if x.is_signed() or not x < LIMIT or (whole and x != x.to_integral_value()):
+                        return None
+                    if x.as_tuple().exponent < -USAGE_PLACES:
                         return None
                 except ArithmeticError:
                     return None

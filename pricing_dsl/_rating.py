@@ -85,7 +85,8 @@ def _meter_line(
 ) -> Line:
     meter = charge.meter
     free = charge.allowance.free(factor)
-    worked = charge.rate(usage.get(meter.usage_key), free)
+    # 96500.50 and 96500.5 are one value: explained in one form, whatever the input.
+    worked = charge.rate(canonical(usage.get(meter.usage_key)), free)
     details = [f"used {decimal_text(worked.used)} {meter.unit}s"]
     free_note = charge.allowance.describe(factor, meter.unit)
     if free_note:

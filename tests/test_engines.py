@@ -72,6 +72,60 @@ def test_partial_periods_and_errors_fall_back_to_the_interpreter() -> None:
         raise AssertionError("negative MAU was accepted")
 
 
+def _other_form(data: st.DataObject, record: dict[str, object]) -> dict[str, object]:
+    """The same record with some meter values written as Decimals or decimal strings."""
+    out = dict(record)
+    for key, value in record.items():
+        if key in ("account", "contract", "period"):
+            continue
+        form = data.draw(st.sampled_from(["as is", "Decimal", "text"]))
+        if form == "Decimal":
+            out[key] = Decimal(value)  # type: ignore[arg-type]
+        elif form == "text":
+            out[key] = f"{Decimal(value):f}"  # type: ignore[arg-type]
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_exact_form_of_a_value_rates_alike(data: st.DataObject) -> None:
+    # Ints, Decimals and decimal strings all take the fast path, and each
+    # gives the interpreter's lines for the same numbers.
+    text, points = data.draw(ruleset())
+    rules = pricing_dsl.loads(text, "generated.pricing")
+    record = data.draw(usage_for(points, 0))
+    varied = _other_form(data, record)
+    try:
+        expected = rules.rate_reference("c", dict(record))
+    except pricing_dsl.PricingError as exc:
+        with pytest.raises(pricing_dsl.PricingError) as info:
+            rules.rate("c", dict(varied))
+        assert info.value.codes == exc.codes
+        return
+    got = rules.rate("c", dict(varied))
+    assert got.to_dict() == expected.to_dict()
+    assert rules.rate_reference("c", dict(varied)).to_dict() == expected.to_dict()
+
+
+def test_decimal_strings_and_other_integers_take_the_fast_path() -> None:
+    rules = pricing_dsl.load("rulesets")
+    plain = rules.rate("acme", {"period": "2026-08", "mau": 26250, "video_minutes": 96500.5})
+    for usage in (
+        {"period": "2026-08", "mau": "26250", "video_minutes": "96500.5"},
+        {"period": "2026-08", "mau": Decimal(26250), "video_minutes": "96500.50"},
+        {"period": "2026-08", "mau": _Integer(26250), "video_minutes": Decimal("96500.5")},
+    ):
+        invoice = rules.rate("acme", usage)
+        assert invoice._lines is None, usage  # lazily built: the fast path rated it
+        assert invoice.to_dict() == plain.to_dict()
+        assert invoice.line("video").quantity == Decimal("96500.5")
+        assert str(invoice.line("video").quantity) == "96500.5"  # one canonical form
+
+
+class _Integer(int):
+    """An integer type other than int itself, as numpy's and pandas' are."""
+
+
 @pytest.mark.parametrize(
     "odd",
     [

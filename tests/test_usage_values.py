@@ -305,10 +305,7 @@ def test_a_value_is_rated_exactly_or_refused_never_altered(key: str, value: Any)
         # Half up to cents, by hand: the amount is exact too.
         cents = (exact * price * 100 + Fraction(1, 2)).__floor__()
         assert Fraction(line.amount) == Fraction(cents, 100)
-        # The fast path of Ruleset.rate takes any Decimal it can multiply
-        # exactly, however fine: rated exactly, so never altered.
-        if rate is rules.rate_reference or not isinstance(value, Decimal):
-            assert billable, f"{value!r} rated as {line.quantity}"
+        assert billable, f"{value!r} rated as {line.quantity}"
 
 
 # ------------------------------------------- numbers past Decimal's range in files
