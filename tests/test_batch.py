@@ -648,6 +648,55 @@ def test_a_failed_run_leaves_no_partial_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.jsonl"]
 
 
+# A `pricing batch` whose DuckDB query never ends, interrupted as Ctrl-C would.
+_ENDLESS_BATCH = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+import pricing_dsl._duckdb
+# One thread: DuckDB looks for Ctrl-C between the tasks the calling thread
+# runs, and with worker threads holding every task it may not look until the
+# query ends (which this one never does).
+pricing_dsl._duckdb.NO_DOWNLOADS["threads"] = 1
+import pricing_dsl._batch._duck as duck
+def endless(*args):
+    sys.stderr.write("reading\\n")
+    sys.stderr.flush()
+    return "SELECT i FROM range(1000000000000) t(i) WHERE hash(i) = 42"
+duck._stage1 = endless
+from pricing_dsl._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_a_duckdb_query_exits_130_and_keeps_the_old_output(tmp_path: Path) -> None:
+    """DuckDB's own "Query interrupted" becomes `pricing: interrupted`, exit 130."""
+    import signal
+    import time
+
+    usage = tmp_path / "u.jsonl"
+    usage.write_text('{"contract": "starter", "period": "2026-08", "mau": 10}\n', "utf-8")
+    out = tmp_path / "lines.jsonl"
+    out.write_text("yesterday's run\n", "utf-8")
+    argv = [sys.executable, "-c", _ENDLESS_BATCH, "batch", str(ROOT / "rulesets")]
+    argv += ["--usage", str(usage), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline() == "reading\n"  # the query is about to start
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in err
+    assert err.endswith("pricing: interrupted\n"), err
+    assert proc.returncode == 130
+    assert out.read_text("utf-8") == "yesterday's run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.jsonl", "u.jsonl"]
+
+
 def test_empty_input_gives_empty_output(tmp_path: Path) -> None:
     for name, content in (("e.jsonl", ""), ("e.csv", "account,contract,period\n"), ("f.csv", "")):
         usage = tmp_path / name
@@ -763,3 +812,24 @@ def test_a_duckdb_that_rounds_differently_is_not_used(
     _py, dk = both(RULES, SHIPPED, tmp_path, "csv")
     assert dk.engine == "python (fallback)"
     assert "rounds DECIMAL ties unlike Python" in dk.notes[0]
+
+
+def test_every_duckdb_connection_refuses_to_fetch_extensions() -> None:
+    """A billing run never downloads code: every connection is opened by _duckdb.connect."""
+    from pricing_dsl._duckdb import connect
+
+    con = connect()
+    try:
+        assert con.execute(
+            "SELECT current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions')"
+        ).fetchall() == [(False, False)]
+    finally:
+        con.close()
+    package = ROOT / "pricing_dsl"
+    opened_elsewhere = [
+        str(p.relative_to(package))
+        for p in sorted(package.rglob("*.py"))
+        if p.name != "_duckdb.py" and "duckdb.connect(" in p.read_text("utf-8")
+    ]
+    assert opened_elsewhere == []

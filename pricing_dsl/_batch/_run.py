@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .._duckdb import interrupted
 from .._errors import Diagnostic, PricingError
 from .._ruleset import Ruleset
 from ._progress import Progress
@@ -271,6 +272,12 @@ def _rate(
         except CannotReadInPlace as exc:
             return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), str(exc)
         return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), None
+    except RuntimeError as exc:
+        # DuckDB reports Ctrl-C during a query as a RuntimeError; the CLI
+        # answers a KeyboardInterrupt with `pricing: interrupted` and 130.
+        if interrupted(exc):
+            raise KeyboardInterrupt from None
+        raise
     except ImportError as exc:
         if exc.name != "duckdb":
             raise

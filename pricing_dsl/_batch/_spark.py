@@ -426,9 +426,9 @@ def _poll(spark: Any) -> Callable[[], float]:
 
 def _to_parquet(scratch: str, out_path: str, lines: int) -> None:
     """JSON Lines of output rows into Parquet, as the python engine converts them."""
-    import duckdb
+    from .._duckdb import connect
 
-    con = duckdb.connect(":memory:")
+    con = connect()
     try:
         rows_to_parquet(con, scratch, out_path, lines)
     finally:

@@ -236,3 +236,111 @@ def harness_output() -> str:
     return meter(
         CASE / "logins.jsonl", CASE / "connections.jsonl", CASE / "calls.jsonl", period="2026-08"
     ).to_jsonl()
+
+
+# A `pricing` run whose metering query never ends, interrupted as Ctrl-C would.
+_ENDLESS_METER = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+import pricing_dsl._duckdb
+# One thread: DuckDB looks for Ctrl-C between the tasks the calling thread
+# runs, and with worker threads holding every task it may not look until the
+# query ends (which this one never does).
+pricing_dsl._duckdb.NO_DOWNLOADS["threads"] = 1
+import pricing_dsl._metering as m
+# Four columns like the real query; the scan of a trillion rows never ends.
+m.logins_sql = lambda *a: (
+    "SELECT 'rows', NULL, count(*), NULL FROM range(1000000000000) t(i) WHERE hash(i) = 42"
+)
+from pricing_dsl._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_the_duckdb_query_exits_130(tmp_path: Path) -> None:
+    """DuckDB's own "Query interrupted" becomes `pricing: interrupted`, exit 130, no output."""
+    import signal
+    import time
+
+    out = tmp_path / "usage.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-c", _ENDLESS_METER, "meter", "--logins", str(CASE / "logins.jsonl")]
+    argv += ["--period", "2026-08", "--progress", "-q", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # the progress line, printed as the query starts
+        assert first.startswith("metering logins"), first
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[1]
+        code = proc.returncode
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in rest
+    assert rest.endswith("pricing: interrupted\n"), rest
+    assert code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_remote_paths_never_fetch_an_extension(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`s3a://` with no httpfs installed is E613 at once: DuckDB is not let download it."""
+    from pricing_dsl._metering._duckdb import DuckDBEngine
+    from pricing_dsl._metering._options import MeterOptions
+
+    # A home of its own: no extension the machine may have installed is found.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    engine = DuckDBEngine(MeterOptions())
+    try:
+        settings = engine._con.execute(
+            "SELECT current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions')"
+        ).fetchall()
+        installed = engine._con.execute(
+            "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
+        ).fetchall()
+    finally:
+        engine.close()
+    assert settings == [(False, False)]
+    if installed != [(False,)]:
+        pytest.skip("this DuckDB has httpfs built in")
+    for url, words in (
+        ("s3a://bucket/logins.parquet", "needs DuckDB's `httpfs` extension, which is not installed"),
+        ("https://example.com/logins.csv", "needs DuckDB's `httpfs` extension"),
+        ("hdfs://cluster/logins.parquet", "the duckdb engine cannot read `hdfs://` paths"),
+    ):
+        assert main(["meter", "--logins", url, "--period", "2026-08", "-q"]) == 1
+        err = capsys.readouterr().err
+        assert f"{url}: logins: error[E613]: " in err and words in err, err
+        assert "Traceback" not in err
+    assert not (tmp_path / ".duckdb").exists()  # nothing was installed
+
+
+def test_an_installed_extension_is_loaded_not_fetched() -> None:
+    from pricing_dsl import _duckdb
+
+    class Con:
+        def __init__(self, installed: bool, loaded: bool) -> None:
+            self.state = [(installed, loaded)]
+            self.sql: list[str] = []
+
+        def execute(self, sql: str, params: object = None) -> Con:
+            self.sql.append(sql)
+            return self
+
+        def fetchall(self) -> list[tuple[bool, bool]]:
+            return self.state
+
+    for installed, loaded, ok, load in (
+        (True, True, True, False),
+        (True, False, True, True),
+        (False, False, False, False),
+    ):
+        con = Con(installed, loaded)
+        assert _duckdb.load_extension(con, "httpfs") is ok
+        assert ('LOAD "httpfs"' in con.sql) is load
+        assert not any("INSTALL" in s for s in con.sql)
