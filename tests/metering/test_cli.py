@@ -150,6 +150,9 @@ def test_bad_rows_warn_and_strict_fails(tmp_path: Path, capsys: pytest.CaptureFi
         (["--period", "2026-8"], "E604"),
         (["--tz", "Nowhere/Special"], "E605"),
         (["--idle-timeout", "soon"], "E606"),
+        (["--idle-timeout", "1000000000d"], "E606"),
+        (["--idle-timeout", "99999999999999999999"], "E606"),
+        (["--idle-timeout", "\u00b2"], "E606"),  # a digit to str.isdigit, not to int()
         (["--memory-limit", "big"], "E606"),
         (["--out", "usage.txt"], "E611"),
     ],
@@ -162,6 +165,30 @@ def test_user_errors_are_diagnostics(
     err = capsys.readouterr().err
     assert f"error[{code}]" in err
     assert "Traceback" not in err
+
+
+def test_the_idle_timeout_has_a_stated_range(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
+
+    from pricing_dsl import PricingError
+    from pricing_dsl._metering import MeterOptions, parse_duration
+
+    base = ["meter", *EVENTS, "--period", "2026-08", "-q", "--idle-timeout"]
+    for too_long in ("36501d", "3153600001", "1000000000d", "9" * 5000):
+        assert main([*base, too_long]) == 1
+        err = capsys.readouterr().err
+        assert "error[E606]: the idle timeout" in err and "is too long" in err
+        assert "hint: give 1 second to 36500d (100 years)" in err
+        assert "Traceback" not in err
+    # The longest allowed timeout, in days or in seconds, runs through the SQL.
+    for longest in ("36500d", "3153600000"):
+        assert main([*base, longest]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 4
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    with pytest.raises(PricingError) as exc:
+        MeterOptions(idle_timeout=timedelta(days=36_501))
+    assert exc.value.codes == ["E606"]
+    assert "36501d" in exc.value.diagnostics[0].message
 
 
 def test_no_events_and_missing_files(capsys: pytest.CaptureFixture[str]) -> None:
