@@ -208,6 +208,37 @@ def test_output_that_cannot_be_written(tmp_path: Path, capsys: pytest.CaptureFix
     assert "give a directory" in capsys.readouterr().err
 
 
+def test_the_output_never_overwrites_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logins = tmp_path / "in.jsonl"
+    shutil.copy(CASE / "logins.jsonl", logins)
+    before = logins.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(logins)
+    os.link(logins, tmp_path / "hard.jsonl")
+    calls = tmp_path / "calls.jsonl"
+    shutil.copy(CASE / "calls.jsonl", calls)
+    for out in ("in.jsonl", "./sub/../in.jsonl", "link.jsonl", "hard.jsonl", "calls.jsonl"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        argv = ["meter", "--logins", str(logins), "--calls", str(calls), "--period", "2026-08"]
+        assert main([*argv, "--out", str(tmp_path / out)]) == 1
+        err = capsys.readouterr().err
+        assert "error[E611]: the output would overwrite the " in err, err
+    # A directory or a glob that takes in the output file counts too.
+    assert main(["meter", "--logins", str(tmp_path), "--period", "2026-08", "--out", str(logins)]) == 1
+    assert "would overwrite the logins file" in capsys.readouterr().err
+    assert logins.read_bytes() == before
+    assert calls.read_bytes() == (CASE / "calls.jsonl").read_bytes()
+    # YAML usage files would land beside an input named .yaml.
+    named = tmp_path / "y" / "logins.yaml"
+    named.parent.mkdir()
+    shutil.copy(CASE / "logins.jsonl", named)
+    argv = ["meter", "--logins", str(named), "--input-format", "jsonl", "--period", "2026-08"]
+    assert main([*argv, "--out", f"{named.parent}/"]) == 1
+    assert "the output directory holds the logins file" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "elsewhere.jsonl"), "-q"]) == 0
+
+
 def test_command_line_misuse_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["meter", "--logins", "x.jsonl"])  # no --period
