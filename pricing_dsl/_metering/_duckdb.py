@@ -185,7 +185,7 @@ class DuckDBEngine:
                         "which is not installed; pricing never downloads code during a run",
                         path,
                         key=source.kind,
-                        hint=f"install it once beforehand (python -c \"import duckdb; "
+                        hint=f'install it once beforehand (python -c "import duckdb; '
                         f"duckdb.install_extension('{extension}')\"), or copy the files "
                         "to a local directory",
                     )

@@ -225,7 +225,9 @@ def test_the_output_never_overwrites_an_input(
         err = capsys.readouterr().err
         assert "error[E611]: the output would overwrite the " in err, err
     # A directory or a glob that takes in the output file counts too.
-    assert main(["meter", "--logins", str(tmp_path), "--period", "2026-08", "--out", str(logins)]) == 1
+    assert (
+        main(["meter", "--logins", str(tmp_path), "--period", "2026-08", "--out", str(logins)]) == 1
+    )
     assert "would overwrite the logins file" in capsys.readouterr().err
     assert logins.read_bytes() == before
     assert calls.read_bytes() == (CASE / "calls.jsonl").read_bytes()
@@ -367,7 +369,10 @@ def test_remote_paths_never_fetch_an_extension(
     if installed != [(False,)]:
         pytest.skip("this DuckDB has httpfs built in")
     for url, words in (
-        ("s3a://bucket/logins.parquet", "needs DuckDB's `httpfs` extension, which is not installed"),
+        (
+            "s3a://bucket/logins.parquet",
+            "needs DuckDB's `httpfs` extension, which is not installed",
+        ),
         ("https://example.com/logins.csv", "needs DuckDB's `httpfs` extension"),
         ("hdfs://cluster/logins.parquet", "the duckdb engine cannot read `hdfs://` paths"),
     ):
