@@ -697,6 +697,51 @@ def test_ctrl_c_during_a_duckdb_query_exits_130_and_keeps_the_old_output(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.jsonl", "u.jsonl"]
 
 
+def test_an_error_file_that_is_a_directory_stops_the_run_before_any_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "lines.jsonl"
+    out.write_text("yesterday's run\n", "utf-8")
+    (tmp_path / "errs.jsonl").mkdir()
+    for engine in ("duckdb", "python"):
+        argv = ["batch", str(ROOT / "rulesets"), "--usage", str(SHIPPED), "--out", str(out)]
+        argv += ["--errors", str(tmp_path / "errs.jsonl"), "--engine", engine]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"pricing: error: the error file `{tmp_path / 'errs.jsonl'}` is a directory" in err
+        assert out.read_text("utf-8") == "yesterday's run\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["errs.jsonl", "lines.jsonl"]
+    with pytest.raises(BatchUsageError, match="the output file .* is a directory"):
+        run_batch(RULES, SHIPPED, tmp_path / "errs.jsonl", errors_path=tmp_path / "e.csv")
+
+
+@pytest.mark.parametrize("existed", [True, False])
+def test_the_output_is_replaced_only_with_the_error_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existed: bool
+) -> None:
+    """If the error file cannot take its place, the output goes back to what it was."""
+    out = tmp_path / "lines.jsonl"
+    errs = tmp_path / "lines.errors.jsonl"
+    if existed:
+        out.write_text("yesterday's run\n", "utf-8")
+    errs.write_text("yesterday's errors\n", "utf-8")
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst) == errs:
+            raise PermissionError(13, "Permission denied", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(pricing_dsl._batch.BatchError, match="Permission denied"):
+        run_batch(RULES, SHIPPED, out, quiet=True)
+    if existed:
+        assert out.read_text("utf-8") == "yesterday's run\n"
+    assert errs.read_text("utf-8") == "yesterday's errors\n"
+    expected_files = ["lines.errors.jsonl", "lines.jsonl"] if existed else ["lines.errors.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected_files
+
+
 def test_empty_input_gives_empty_output(tmp_path: Path) -> None:
     for name, content in (("e.jsonl", ""), ("e.csv", "account,contract,period\n"), ("f.csv", "")):
         usage = tmp_path / name
