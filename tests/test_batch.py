@@ -609,6 +609,32 @@ def test_a_contract_that_does_not_compile_is_interpreted_and_says_why(tmp_path: 
     assert read_rows(tmp_path / "dk.jsonl") == expected(rules, records)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_date_range_period_written_out_reads_back_in(tmp_path: Path, fmt: str) -> None:
+    """The output's `period` column (`start..end`) is a period CSV and Parquet inputs accept."""
+    first = tmp_path / "first.jsonl"
+    period = {"start": "2026-08-01", "end": "2026-08-15"}
+    write_usage(first, [{"account": "a1", "contract": "starter", "period": period, "mau": 3000}])
+    out = tmp_path / f"first-out.{fmt}"
+    run_batch(RULES, first, out, quiet=True)
+    rows = read_rows(out)
+    assert {r[2] for r in rows} == {"2026-08-01..2026-08-15"}
+    # Starter: 99.00 a month for 15 of 31 days is 47.90; 3000 - 1000 users at 0.12 is 240.00.
+    assert [(r[4], r[9]) for r in rows][:2] == [("base", "47.90"), ("mau_overage", "240.00")]
+    again = tmp_path / f"again.{fmt}"
+    write_usage(
+        again,
+        [
+            {"account": "a1", "contract": "starter", "period": rows[0][2], "mau": 3000},
+            {"account": "a2", "contract": "starter", "period": "2026-08-01..2026-13-15"},
+        ],
+    )
+    py, dk = both(RULES, again, tmp_path, fmt)
+    assert read_rows(tmp_path / f"dk.{fmt}") == rows
+    assert (dk.rated, dk.failed) == (1, 1)
+    assert errors(tmp_path / "dk.errors.jsonl") == [(3 if fmt == "csv" else 2, "E401", "period")]
+
+
 # ---------------------------------------------------- safety of the output
 
 

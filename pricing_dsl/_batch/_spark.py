@@ -50,6 +50,7 @@ from ._records import (
     Outcome,
     Record,
     _not_utf8,
+    flat_period,
     jsonl_record,
     rate_record,
     read_csv,
@@ -285,7 +286,7 @@ def _records(job: _Job, rows: Iterable[Any]) -> Iterator[tuple[int, Record | Non
             line = int(values.pop(_ROW_INDEX)) + 1
             # A null is a missing value, as parquet_rows reads it.
             data = {k: _plain(v) for k, v in values.items() if v is not None}
-            yield line, Record(line, data), False
+            yield line, Record(line, flat_period(data)), False
         return
     first = dict(job.first_lines)
     seen: dict[int, int] = {}
