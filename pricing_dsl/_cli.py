@@ -350,10 +350,14 @@ def _cmd_quote(args: argparse.Namespace) -> int:
 
     try:
         meter, points = _whatif.quote_points(args.vary, args.step)
-        fixed = dict(_whatif.parse_assignment(f, "--fix") for f in args.fix)
+        fixes = [_whatif.parse_assignment(f, "--fix") for f in args.fix]
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     rules = load(*args.paths)
+    try:
+        fixed = _whatif.quote_keys(rules, meter, fixes)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
     result = _whatif.quote(rules, args.contract, meter, points, fixed)
     if args.plot:
         _whatif.plot(result, args.plot)
