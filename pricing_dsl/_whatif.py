@@ -290,9 +290,7 @@ def quote_points(
     return name, points
 
 
-def quote_keys(
-    rules: Ruleset, meter: str, fixes: Sequence[tuple[str, str]]
-) -> dict[str, str]:
+def quote_keys(rules: Ruleset, meter: str, fixes: Sequence[tuple[str, str]]) -> dict[str, str]:
     """The ``--fix`` values by key, once ``--vary`` and ``--fix`` are known to name usage keys.
 
     Raises ValueError (bad command-line use) for a ``--vary`` key that is

@@ -629,7 +629,7 @@ def test_a_date_range_period_written_out_reads_back_in(tmp_path: Path, fmt: str)
             {"account": "a2", "contract": "starter", "period": "2026-08-01..2026-13-15"},
         ],
     )
-    py, dk = both(RULES, again, tmp_path, fmt)
+    _py, dk = both(RULES, again, tmp_path, fmt)
     assert read_rows(tmp_path / f"dk.{fmt}") == rows
     assert (dk.rated, dk.failed) == (1, 1)
     assert errors(tmp_path / "dk.errors.jsonl") == [(3 if fmt == "csv" else 2, "E401", "period")]
@@ -737,7 +737,7 @@ def test_an_error_file_that_is_a_directory_stops_the_run_before_any_output(
         assert f"pricing: error: the error file `{tmp_path / 'errs.jsonl'}` is a directory" in err
         assert out.read_text("utf-8") == "yesterday's run\n"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["errs.jsonl", "lines.jsonl"]
-    with pytest.raises(BatchUsageError, match="the output file .* is a directory"):
+    with pytest.raises(BatchUsageError, match=r"the output file .* is a directory"):
         run_batch(RULES, SHIPPED, tmp_path / "errs.jsonl", errors_path=tmp_path / "e.csv")
 
 

@@ -330,8 +330,7 @@ def test_an_unknown_schema_is_named_with_the_choices(pricing_cmd: str) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("usage: pricing schema")
     assert result.stderr.endswith(
-        "pricing: error: unknown schema `nope`; "
-        "choose one of usage, invoice, export, diagnostics\n"
+        "pricing: error: unknown schema `nope`; choose one of usage, invoice, export, diagnostics\n"
     )
     assert "argument which" not in result.stderr
     result = run(pricing_cmd, "schema", "usgae")
