@@ -364,7 +364,7 @@ def test_usage_schema_includes_a_rulesets_custom_meters(pricing_cmd: str) -> Non
         (["rate", "rules.pricing", "--usage", "nocontract.yaml"], "no contract given"),
         (["invoice", "rules.pricing", "--date", "2026-09-01"], "no contract given"),
         (["check", "--format", "xml", "rules.pricing"], "invalid choice"),
-        (["schema", "nonsense"], "invalid choice"),
+        (["schema", "nonsense"], "unknown schema `nonsense`; choose one of usage,"),
         (["frobnicate"], "invalid choice"),
         ([], "COMMAND"),
     ],
