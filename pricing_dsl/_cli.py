@@ -18,6 +18,9 @@ from ._usage import load_usage_file
 __all__ = ["main"]
 
 
+_SCHEMAS = ("usage", "invoice", "export", "diagnostics")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but with the project's wording and exit code 2 for bad use."""
 
@@ -146,7 +149,9 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export, subparser=p)
 
     p = sub.add_parser("schema", help="print a JSON Schema")
-    p.add_argument("which", choices=("usage", "invoice", "export", "diagnostics"))
+    # Checked by _cmd_schema rather than by `choices`, whose message names
+    # the argument by its internal name (`argument which: invalid choice`).
+    p.add_argument("which", metavar="|".join(_SCHEMAS), help="the schema to print")
     p.add_argument(
         "paths",
         nargs="*",
@@ -345,10 +350,14 @@ def _cmd_quote(args: argparse.Namespace) -> int:
 
     try:
         meter, points = _whatif.quote_points(args.vary, args.step)
-        fixed = dict(_whatif.parse_assignment(f, "--fix") for f in args.fix)
+        fixes = [_whatif.parse_assignment(f, "--fix") for f in args.fix]
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
     rules = load(*args.paths)
+    try:
+        fixed = _whatif.quote_keys(rules, meter, fixes)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
     result = _whatif.quote(rules, args.contract, meter, points, fixed)
     if args.plot:
         _whatif.plot(result, args.plot)
@@ -365,6 +374,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    if args.which not in _SCHEMAS:
+        from ._suggest import did_you_mean
+
+        names = ", ".join(_SCHEMAS)
+        guess = did_you_mean(args.which, _SCHEMAS)
+        raise _UsageError(
+            f"unknown schema `{args.which}`{guess} (choose one of {names})"
+            if guess
+            else f"unknown schema `{args.which}`; choose one of {names}"
+        )
     if args.which == "usage" and args.paths:
         rules: Ruleset = load(*args.paths)
         sys.stdout.write(_output.dumps(rules.usage_schema()))

@@ -313,6 +313,46 @@ def quote_points(
     return name, points
 
 
+def quote_keys(rules: Ruleset, meter: str, fixes: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The ``--fix`` values by key, once ``--vary`` and ``--fix`` are known to name usage keys.
+
+    Raises ValueError (bad command-line use) for a ``--vary`` key that is
+    not a meter's usage key, a ``--fix`` key that is not a usage key, a key
+    fixed twice, or a key both varied and fixed.
+    """
+    from ._suggest import suggest
+
+    meters = [m.usage_key for m in rules.meters]
+    keys = ["account", "contract", "period", *meters]
+    # A meter's id (`voice`) is not its usage key (`voice_minutes`), but means it.
+    by_id = {m.id: m.usage_key for m in rules.meters}
+
+    def unknown(what: str, key: str, pool: list[str], kind: str) -> ValueError:
+        guess = by_id.get(key) or suggest(key, pool)
+        mean = f"; did you mean `{guess}`?" if guess else ""
+        return ValueError(f"{what}: unknown usage key `{key}`{mean} ({kind}: {', '.join(pool)})")
+
+    if meter not in meters:
+        if meter in keys:
+            raise ValueError(
+                f"--vary: `{meter}` is not a meter; vary one of {', '.join(meters)}, "
+                f"and hold `{meter}` with --fix"
+            )
+        raise unknown("--vary", meter, meters, "the meters' usage keys are")
+    fixed: dict[str, str] = {}
+    for key, value in fixes:
+        if key == meter:
+            raise ValueError(
+                f"`--fix {key}` conflicts with `--vary {meter}`: a key is varied or fixed, not both"
+            )
+        if key not in keys:
+            raise unknown("--fix", key, keys, "the usage keys are")
+        if key in fixed:
+            raise ValueError(f"--fix gives `{key}` twice")
+        fixed[key] = value
+    return fixed
+
+
 def quote(
     rules: Ruleset,
     contracts: Sequence[str],

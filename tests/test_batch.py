@@ -609,6 +609,32 @@ def test_a_contract_that_does_not_compile_is_interpreted_and_says_why(tmp_path: 
     assert read_rows(tmp_path / "dk.jsonl") == expected(rules, records)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_date_range_period_written_out_reads_back_in(tmp_path: Path, fmt: str) -> None:
+    """The output's `period` column (`start..end`) is a period CSV and Parquet inputs accept."""
+    first = tmp_path / "first.jsonl"
+    period = {"start": "2026-08-01", "end": "2026-08-15"}
+    write_usage(first, [{"account": "a1", "contract": "starter", "period": period, "mau": 3000}])
+    out = tmp_path / f"first-out.{fmt}"
+    run_batch(RULES, first, out, quiet=True)
+    rows = read_rows(out)
+    assert {r[2] for r in rows} == {"2026-08-01..2026-08-15"}
+    # Starter: 99.00 a month for 15 of 31 days is 47.90; 3000 - 1000 users at 0.12 is 240.00.
+    assert [(r[4], r[9]) for r in rows][:2] == [("base", "47.90"), ("mau_overage", "240.00")]
+    again = tmp_path / f"again.{fmt}"
+    write_usage(
+        again,
+        [
+            {"account": "a1", "contract": "starter", "period": rows[0][2], "mau": 3000},
+            {"account": "a2", "contract": "starter", "period": "2026-08-01..2026-13-15"},
+        ],
+    )
+    _py, dk = both(RULES, again, tmp_path, fmt)
+    assert read_rows(tmp_path / f"dk.{fmt}") == rows
+    assert (dk.rated, dk.failed) == (1, 1)
+    assert errors(tmp_path / "dk.errors.jsonl") == [(3 if fmt == "csv" else 2, "E401", "period")]
+
+
 # ---------------------------------------------------- safety of the output
 
 
@@ -646,6 +672,100 @@ def test_a_failed_run_leaves_no_partial_output(
         run_batch(RULES, SHIPPED, out, engine=engine, quiet=True)
     assert out.read_text("utf-8") == "yesterday's run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.jsonl"]
+
+
+# A `pricing batch` whose DuckDB query never ends, interrupted as Ctrl-C would.
+_ENDLESS_BATCH = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+import pricing_dsl._duckdb
+# One thread: DuckDB looks for Ctrl-C between the tasks the calling thread
+# runs, and with worker threads holding every task it may not look until the
+# query ends (which this one never does).
+pricing_dsl._duckdb.NO_DOWNLOADS["threads"] = 1
+import pricing_dsl._batch._duck as duck
+def endless(*args):
+    sys.stderr.write("reading\\n")
+    sys.stderr.flush()
+    return "SELECT i FROM range(1000000000000) t(i) WHERE hash(i) = 42"
+duck._stage1 = endless
+from pricing_dsl._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_a_duckdb_query_exits_130_and_keeps_the_old_output(tmp_path: Path) -> None:
+    """DuckDB's own "Query interrupted" becomes `pricing: interrupted`, exit 130."""
+    import signal
+    import time
+
+    usage = tmp_path / "u.jsonl"
+    usage.write_text('{"contract": "starter", "period": "2026-08", "mau": 10}\n', "utf-8")
+    out = tmp_path / "lines.jsonl"
+    out.write_text("yesterday's run\n", "utf-8")
+    argv = [sys.executable, "-c", _ENDLESS_BATCH, "batch", str(ROOT / "rulesets")]
+    argv += ["--usage", str(usage), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline() == "reading\n"  # the query is about to start
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in err
+    assert err.endswith("pricing: interrupted\n"), err
+    assert proc.returncode == 130
+    assert out.read_text("utf-8") == "yesterday's run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lines.jsonl", "u.jsonl"]
+
+
+def test_an_error_file_that_is_a_directory_stops_the_run_before_any_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "lines.jsonl"
+    out.write_text("yesterday's run\n", "utf-8")
+    (tmp_path / "errs.jsonl").mkdir()
+    for engine in ("duckdb", "python"):
+        argv = ["batch", str(ROOT / "rulesets"), "--usage", str(SHIPPED), "--out", str(out)]
+        argv += ["--errors", str(tmp_path / "errs.jsonl"), "--engine", engine]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"pricing: error: the error file `{tmp_path / 'errs.jsonl'}` is a directory" in err
+        assert out.read_text("utf-8") == "yesterday's run\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["errs.jsonl", "lines.jsonl"]
+    with pytest.raises(BatchUsageError, match=r"the output file .* is a directory"):
+        run_batch(RULES, SHIPPED, tmp_path / "errs.jsonl", errors_path=tmp_path / "e.csv")
+
+
+@pytest.mark.parametrize("existed", [True, False])
+def test_the_output_is_replaced_only_with_the_error_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, existed: bool
+) -> None:
+    """If the error file cannot take its place, the output goes back to what it was."""
+    out = tmp_path / "lines.jsonl"
+    errs = tmp_path / "lines.errors.jsonl"
+    if existed:
+        out.write_text("yesterday's run\n", "utf-8")
+    errs.write_text("yesterday's errors\n", "utf-8")
+    real = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if Path(dst) == errs:
+            raise PermissionError(13, "Permission denied", str(dst))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(pricing_dsl._batch.BatchError, match="Permission denied"):
+        run_batch(RULES, SHIPPED, out, quiet=True)
+    if existed:
+        assert out.read_text("utf-8") == "yesterday's run\n"
+    assert errs.read_text("utf-8") == "yesterday's errors\n"
+    expected_files = ["lines.errors.jsonl", "lines.jsonl"] if existed else ["lines.errors.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == expected_files
 
 
 def test_empty_input_gives_empty_output(tmp_path: Path) -> None:
@@ -763,3 +883,24 @@ def test_a_duckdb_that_rounds_differently_is_not_used(
     _py, dk = both(RULES, SHIPPED, tmp_path, "csv")
     assert dk.engine == "python (fallback)"
     assert "rounds DECIMAL ties unlike Python" in dk.notes[0]
+
+
+def test_every_duckdb_connection_refuses_to_fetch_extensions() -> None:
+    """A billing run never downloads code: every connection is opened by _duckdb.connect."""
+    from pricing_dsl._duckdb import connect
+
+    con = connect()
+    try:
+        assert con.execute(
+            "SELECT current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions')"
+        ).fetchall() == [(False, False)]
+    finally:
+        con.close()
+    package = ROOT / "pricing_dsl"
+    opened_elsewhere = [
+        str(p.relative_to(package))
+        for p in sorted(package.rglob("*.py"))
+        if p.name != "_duckdb.py" and "duckdb.connect(" in p.read_text("utf-8")
+    ]
+    assert opened_elsewhere == []

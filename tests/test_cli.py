@@ -325,6 +325,19 @@ def test_schema_prints_the_shipped_schema(pricing_cmd: str, which: str) -> None:
     jsonschema.Draft202012Validator.check_schema(printed)
 
 
+def test_an_unknown_schema_is_named_with_the_choices(pricing_cmd: str) -> None:
+    result = run(pricing_cmd, "schema", "nope")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: pricing schema")
+    assert result.stderr.endswith(
+        "pricing: error: unknown schema `nope`; choose one of usage, invoice, export, diagnostics\n"
+    )
+    assert "argument which" not in result.stderr
+    result = run(pricing_cmd, "schema", "usgae")
+    assert result.returncode == 2
+    assert "unknown schema `usgae`; did you mean `usage`? (choose one of usage," in result.stderr
+
+
 def test_usage_schema_includes_a_rulesets_custom_meters(pricing_cmd: str) -> None:
     result = run(pricing_cmd, "schema", "usage", RULESETS)
     assert result.returncode == 0, result.stderr
@@ -351,7 +364,7 @@ def test_usage_schema_includes_a_rulesets_custom_meters(pricing_cmd: str) -> Non
         (["rate", "rules.pricing", "--usage", "nocontract.yaml"], "no contract given"),
         (["invoice", "rules.pricing", "--date", "2026-09-01"], "no contract given"),
         (["check", "--format", "xml", "rules.pricing"], "invalid choice"),
-        (["schema", "nonsense"], "invalid choice"),
+        (["schema", "nonsense"], "unknown schema `nonsense`; choose one of usage,"),
         (["frobnicate"], "invalid choice"),
         ([], "COMMAND"),
     ],

@@ -317,3 +317,42 @@ def test_export_matches_its_schema_and_keeps_sources(pricing_cmd: str) -> None:
         "video_minutes >= 1_000_000 and voice_minutes < 10_000",
         "period.start < 2026-10-01",
     ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # A meter's id is not its usage key: the key is offered.
+        (
+            ["--vary", "voice=0..100"],
+            "--vary: unknown usage key `voice`; did you mean `voice_minutes`? "
+            "(the meters' usage keys are: mau, peak_connections, voice_minutes, video_minutes)",
+        ),
+        (
+            ["--vary", "voice_minute=0..100"],
+            "--vary: unknown usage key `voice_minute`; did you mean `voice_minutes`?",
+        ),
+        (["--vary", "period=1..2"], "--vary: `period` is not a meter; vary one of mau,"),
+        (
+            ["--vary", "mau=0..10", "--fix", "mau=5"],
+            "`--fix mau` conflicts with `--vary mau`: a key is varied or fixed, not both",
+        ),
+        (
+            ["--vary", "mau=0..10", "--fix", "perod=2026-08"],
+            "--fix: unknown usage key `perod`; did you mean `period`?",
+        ),
+        (
+            ["--vary", "mau=0..10", "--fix", "period=2026-08", "--fix", "period=2026-09"],
+            "--fix gives `period` twice",
+        ),
+    ],
+)
+def test_quote_keys_that_cannot_be_meant_are_bad_use(
+    pricing_cmd: str, tmp_path: Path, args: list[str], message: str
+) -> None:
+    (tmp_path / "p.pricing").write_text(OLD)
+    result = run([pricing_cmd, "quote", "p.pricing", "--contract", "c", *args], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("usage: pricing quote")
+    assert f"pricing: error: {message}" in result.stderr
+    assert result.stdout == ""

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._duckdb import connect
 from .._ruleset import Ruleset
 from ._progress import Progress
 from ._records import Outcome, Record, parquet_rows, rate_record, read_csv, read_jsonl
@@ -87,9 +88,7 @@ def run_python(
     whole = {m.usage_key: m.whole for m in rules.meters}
     con: Any = None
     if "parquet" in (in_fmt, out_fmt):
-        import duckdb
-
-        con = duckdb.connect(":memory:")
+        con = connect()
     target = out_path
     scratch: str | None = None
     try:

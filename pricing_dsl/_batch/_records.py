@@ -27,6 +27,7 @@ __all__ = [
     "Record",
     "csv_header",
     "file_format",
+    "flat_period",
     "parquet_rows",
     "rate_record",
     "read_csv",
@@ -39,6 +40,8 @@ __all__ = [
 BOM = b"\xef\xbb\xbf"
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 _DIGITS = re.compile(r"[0-9]+\Z")
+# A date range as the output's `period` column writes it (`str(Period)`).
+_RANGE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})\.\.([0-9]{4}-[0-9]{2}-[0-9]{2})\Z")
 _DECIMAL = re.compile(r"[0-9]+\.[0-9]+\Z")
 
 
@@ -162,7 +165,23 @@ def record_from_cells(line: int, header: tuple[str, ...], row: list[str]) -> Rec
             ),
         )
     # An empty cell is a missing value.
-    return Record(line, {k: v for k, v in zip(header, row, strict=True) if v != ""})
+    return Record(line, flat_period({k: v for k, v in zip(header, row, strict=True) if v != ""}))
+
+
+def flat_period(data: dict[str, Any]) -> dict[str, Any]:
+    """A record of a flat format (CSV, Parquet) with a `start..end` period as a date range.
+
+    A cell cannot hold the usage format's ``{start, end}`` mapping, so CSV
+    and Parquet inputs take a date range as the output's `period` column
+    writes it, ``2026-08-01..2026-08-15``; the dates are then checked as in
+    a usage file.
+    """
+    period = data.get("period")
+    if type(period) is str:
+        m = _RANGE.match(period)
+        if m is not None:
+            return {**data, "period": {"start": m.group(1), "end": m.group(2)}}
+    return data
 
 
 def record_from_csv_text(line: int, header: tuple[str, ...], text: str) -> Record:
@@ -245,7 +264,7 @@ def parquet_rows(con: Any, path: str, wanted: str | None = None) -> Iterator[Rec
                 for i, (k, v) in enumerate(zip(names, values, strict=True))
                 if i != pos and v is not None
             }
-            yield Record(int(values[pos]) + 1, data)
+            yield Record(int(values[pos]) + 1, flat_period(data))
 
 
 def _sql_text(s: str) -> str:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from .._duckdb import interrupted
 from .._errors import Diagnostic, PricingError
 from .._ruleset import Ruleset
 from ._progress import Progress
@@ -119,6 +120,34 @@ def _write_errors(path: Path, fmt: str, errors: list[tuple[int, Diagnostic]]) ->
                 )
 
 
+def _replace_both(first: tuple[Path, Path], second: tuple[Path, Path]) -> None:
+    """Rename two finished temporary files onto their targets: both, or neither.
+
+    If the second rename fails, the first target gets its old content back
+    (or is removed, if it did not exist), so the output never moves on while
+    the error file stays behind.
+    """
+    (tmp, target), (tmp2, target2) = first, second
+    backup = _temp_beside(target) if target.exists() else None
+    moved = False
+    try:
+        if backup is not None:
+            os.replace(target, backup)
+            moved = True
+        os.replace(tmp, target)
+        os.replace(tmp2, target2)
+    except BaseException:
+        if moved:
+            assert backup is not None
+            os.replace(backup, target)
+        elif backup is None and not tmp.exists():
+            target.unlink()  # the new output, where there was none
+        raise
+    finally:
+        if backup is not None:
+            backup.unlink(missing_ok=True)
+
+
 def default_errors_path(out_path: str | os.PathLike[str]) -> Path:
     """``lines.csv`` -> ``lines.errors.jsonl``, in the same directory."""
     out = Path(out_path)
@@ -175,9 +204,13 @@ def run_batch(
     resolved = {usage.resolve(), out.resolve(), errs.resolve()}
     if len(resolved) != 3:
         raise BatchUsageError("the usage file, the output file and the error file must differ")
-    for target in (out, errs):
+    # Every destination is checked before the work, so a long run never
+    # ends in "cannot write", and one file is never replaced without the other.
+    for target, what in ((out, "output file"), (errs, "error file")):
         if not target.parent.is_dir():
             raise BatchUsageError(f"the directory of `{target}` does not exist")
+        if target.is_dir():
+            raise BatchUsageError(f"the {what} `{target}` is a directory: give a file name")
     tmp_out: Path | None = None
     tmp_err: Path | None = None
     progress = Progress(enabled=not quiet and sys.stderr.isatty())
@@ -204,8 +237,7 @@ def run_batch(
                 f"not rated by {_ENGINE_NAMES[engine]} ({why}); the python engine rated {usage}"
             )
         _write_errors(tmp_err, err_fmt, tally.errors)
-        os.replace(tmp_out, out)
-        os.replace(tmp_err, errs)
+        _replace_both((tmp_out, out), (tmp_err, errs))
     except OSError as exc:
         if exc.filename is not None and Path(exc.filename).resolve() == usage.resolve():
             raise PricingError(
@@ -271,6 +303,12 @@ def _rate(
         except CannotReadInPlace as exc:
             return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), str(exc)
         return run_python(rules, usage, in_fmt, tmp_out, out_fmt, progress), None
+    except RuntimeError as exc:
+        # DuckDB reports Ctrl-C during a query as a RuntimeError; the CLI
+        # answers a KeyboardInterrupt with `pricing: interrupted` and 130.
+        if interrupted(exc):
+            raise KeyboardInterrupt from None
+        raise
     except ImportError as exc:
         if exc.name != "duckdb":
             raise

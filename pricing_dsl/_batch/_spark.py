@@ -47,6 +47,7 @@ from ._records import (
     Outcome,
     Record,
     _not_utf8,
+    flat_period,
     jsonl_record,
     rate_record,
     read_csv,
@@ -258,7 +259,7 @@ def _records(job: _Job, rows: Iterable[Any]) -> Iterator[tuple[int, Record | Non
             line = int(values.pop(_ROW_INDEX)) + 1
             # A null is a missing value, as parquet_rows reads it.
             data = {k: _plain(v) for k, v in values.items() if v is not None}
-            yield line, Record(line, data), False
+            yield line, Record(line, flat_period(data)), False
         return
     first = dict(job.first_lines)
     seen: dict[int, int] = {}
@@ -399,9 +400,9 @@ def _poll(spark: Any) -> Callable[[], float]:
 
 def _to_parquet(scratch: str, out_path: str, lines: int) -> None:
     """JSON Lines of output rows into Parquet, as the python engine converts them."""
-    import duckdb
+    from .._duckdb import connect
 
-    con = duckdb.connect(":memory:")
+    con = connect()
     try:
         rows_to_parquet(con, scratch, out_path, lines)
     finally:

@@ -11,7 +11,8 @@ from typing import Any, TextIO
 from .._errors import Diagnostic, PricingError
 from .._output import diagnostics_text
 from . import ENGINES
-from ._options import MeterOptions, parse_duration, parse_map
+from ._inputs import _URI, resolve
+from ._options import KINDS, MeterOptions, parse_duration, parse_map
 
 __all__ = ["add_parser", "run"]
 
@@ -166,6 +167,45 @@ def _check_out(path: str, fmt: str) -> None:
         )
 
 
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def _check_not_input(path: str, fmt: str, args: argparse.Namespace, input_format: Any) -> None:
+    """E611 when the output would overwrite an input file (through any name for it)."""
+    if path == "-":
+        return
+    for kind in KINDS:
+        paths = getattr(args, kind)
+        if not paths:
+            continue
+        for f in resolve(kind, paths, input_format).files:
+            if _URI.match(f):
+                continue
+            if fmt == "jsonl":
+                clash = _same_file(path, f)
+                what = f"the output would overwrite the {kind} file {f}"
+            else:
+                # One <account>.yaml per account goes into the directory.
+                clash = f.lower().endswith(".yaml") and _same_file(path, os.path.dirname(f) or ".")
+                what = f"the output directory holds the {kind} file {f}, which it could overwrite"
+            if clash:
+                raise PricingError(
+                    Diagnostic(
+                        "E611",
+                        what,
+                        path,
+                        key="out",
+                        hint="write the usage records somewhere else",
+                    )
+                )
+
+
 class _Progress:
     """Progress on standard error: one rewritten line on a terminal, else a line per 10%."""
 
@@ -214,6 +254,7 @@ def run(args: argparse.Namespace) -> int:
         )
         fmt = _out_format(args.out, args.out_format)
         _check_out(args.out, fmt)
+        _check_not_input(args.out, fmt, args, options.input_format)
         show = args.progress if args.progress is not None else sys.stderr.isatty()
         progress = _Progress(sys.stderr) if show else None
         try:

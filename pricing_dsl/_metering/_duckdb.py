@@ -8,11 +8,13 @@ data does not fit in memory.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from .._duckdb import connect, interrupted, load_extension
 from .._errors import Diagnostic, PricingError
 from ._inputs import Column, Source, check_columns, first_line
 from ._options import MeterOptions
@@ -20,6 +22,15 @@ from ._options import MeterOptions
 __all__ = ["DuckDBEngine"]
 
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
+
+# The DuckDB extension that reads each kind of remote URL.  Extensions are
+# never installed or loaded automatically (see pricing_dsl._duckdb): one the
+# user installed beforehand is loaded; any other remote path is refused.
+_URL_EXTENSIONS = {
+    **dict.fromkeys(("http", "https", "s3", "s3a", "s3n", "gs", "gcs", "r2", "hf"), "httpfs"),
+    **dict.fromkeys(("az", "azure", "abfss"), "azure"),
+}
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _literal(text: str) -> str:
@@ -64,7 +75,8 @@ class DuckDBEngine:
         # spill into ./.tmp of wherever the command happens to run.
         self._tmp = tempfile.mkdtemp(prefix="pricing-meter-")
         try:
-            self._con = duckdb.connect(":memory:", config={"temp_directory": self._tmp})
+            # Never an extension fetched or loaded behind the user's back.
+            self._con = connect({"temp_directory": self._tmp})
             for statement in (
                 # Naive timestamps (no offset) in the files are UTC.
                 "SET TimeZone = 'UTC'",
@@ -90,6 +102,7 @@ class DuckDBEngine:
 
     def register(self, source: Source, columns: Sequence[Column]) -> dict[str, str]:
         """Expose ``source`` as the view ``pricing_meter_<kind>``; returns each column's family."""
+        self._check_remote(source)
         files = "[" + ", ".join(_literal(f) for f in source.files) + "]"
         if source.format == "jsonl":
             # Every key is read as text: the shared SQL parses it, the same
@@ -132,6 +145,52 @@ class DuckDBEngine:
         )
         return families
 
+    def _check_remote(self, source: Source) -> None:
+        """E613 for a remote path DuckDB cannot read here without fetching an extension."""
+        for path in source.files:
+            m = _SCHEME.match(path)
+            if m is None or m.group(1).lower() == "file":
+                continue
+            scheme = m.group(1).lower()
+            extension = _URL_EXTENSIONS.get(scheme)
+            if extension is None:
+                raise PricingError(
+                    Diagnostic(
+                        "E613",
+                        f"the duckdb engine cannot read `{scheme}://` paths",
+                        path,
+                        key=source.kind,
+                        hint="copy the files to a local directory, or use --engine spark",
+                    )
+                )
+            try:
+                present = load_extension(self._con, extension)
+            except self._duckdb.Error as exc:
+                raise PricingError(
+                    Diagnostic(
+                        "E613",
+                        f"DuckDB's `{extension}` extension, needed for `{scheme}://` paths, "
+                        f"cannot be loaded: {first_line(exc)}",
+                        path,
+                        key=source.kind,
+                        hint="reinstall it for this DuckDB version, or copy the files "
+                        "to a local directory",
+                    )
+                ) from None
+            if not present:
+                raise PricingError(
+                    Diagnostic(
+                        "E613",
+                        f"reading `{scheme}://` paths needs DuckDB's `{extension}` extension, "
+                        "which is not installed; pricing never downloads code during a run",
+                        path,
+                        key=source.kind,
+                        hint=f'install it once beforehand (python -c "import duckdb; '
+                        f"duckdb.install_extension('{extension}')\"), or copy the files "
+                        "to a local directory",
+                    )
+                )
+
     def fetch(self, sql: str, source: Source) -> list[tuple[Any, ...]]:
         """Run one metering query and return all its rows."""
         return self._run(sql, source)
@@ -140,6 +199,11 @@ class DuckDBEngine:
         try:
             rows: list[tuple[Any, ...]] = self._con.execute(sql).fetchall()
             return rows
+        except RuntimeError as exc:
+            # Ctrl-C during the query: the CLI says `pricing: interrupted`, exit 130.
+            if interrupted(exc):
+                raise KeyboardInterrupt from None
+            raise
         except self._duckdb.Error as exc:
             raise PricingError(
                 Diagnostic(

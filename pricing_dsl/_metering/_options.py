@@ -20,6 +20,7 @@ from .._usage import Period
 __all__ = [
     "COLUMNS",
     "KINDS",
+    "MAX_IDLE_TIMEOUT",
     "Cycle",
     "MeterOptions",
     "parse_duration",
@@ -91,6 +92,8 @@ class MeterOptions:
             )
         if self.idle_timeout is not None and self.idle_timeout <= timedelta(0):
             raise _fail("E606", "the idle timeout must be longer than zero", key="idle_timeout")
+        if self.idle_timeout is not None and self.idle_timeout > MAX_IDLE_TIMEOUT:
+            raise _out_of_range(_show_duration(self.idle_timeout))
         if self.memory_limit is not None and not re.fullmatch(
             r"[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", self.memory_limit
         ):
@@ -167,29 +170,54 @@ def parse_map(items: Iterable[str]) -> dict[str, str]:
 
 
 _DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+_SECONDS = re.compile(r"[0-9]+")
+
+#: The longest idle timeout: 100 years, far beyond any billing cycle, and
+#: small enough that no timestamp plus it overflows the engines' integers.
+MAX_IDLE_TIMEOUT = timedelta(days=36_500)
+
+
+def _out_of_range(text: str) -> PricingError:
+    return _fail(
+        "E606",
+        f"the idle timeout `{text}` is too long",
+        key="idle_timeout",
+        hint="give 1 second to 36500d (100 years); a connection never stays open past "
+        "the end of the cycle anyway",
+    )
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``1d``, ``1h30m`` or plain seconds; E606 otherwise."""
+    """``90s``, ``30m``, ``2h``, ``1d``, ``1h30m`` or plain seconds; E606 otherwise.
+
+    The allowed range is one second to :data:`MAX_IDLE_TIMEOUT`.
+    """
     raw = text.strip()
-    if raw.isdigit():
-        seconds = int(raw)
-        if seconds <= 0:
-            raise _fail("E606", "the idle timeout must be longer than zero", key="idle_timeout")
-        return timedelta(seconds=seconds)
-    m = _DURATION.fullmatch(raw)
-    if not raw or m is None:
-        raise _fail(
-            "E606",
-            f"bad idle timeout `{text}`",
-            key="idle_timeout",
-            hint="write a duration such as 30m, 2h, 1h30m, 1d or a number of seconds",
-        )
-    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-    value = timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    if value <= timedelta(0):
+    if _SECONDS.fullmatch(raw):
+        groups: tuple[str | None, ...] = (None, None, None, raw)
+    else:
+        m = _DURATION.fullmatch(raw)
+        if not raw or m is None:
+            raise _fail(
+                "E606",
+                f"bad idle timeout `{text}`",
+                key="idle_timeout",
+                hint="write a duration such as 30m, 2h, 1h30m, 1d or a number of seconds",
+            )
+        groups = m.groups()
+    # Whole seconds as an int, so that no number is too large to add up;
+    # a timedelta is made only of a value known to be in range.
+    seconds = 0
+    for digits, size in zip(groups, (86_400, 3_600, 60, 1), strict=True):
+        if digits:
+            if len(digits.lstrip("0")) > 12:
+                raise _out_of_range(raw)
+            seconds += int(digits) * size
+    if seconds <= 0:
         raise _fail("E606", "the idle timeout must be longer than zero", key="idle_timeout")
-    return value
+    if seconds > MAX_IDLE_TIMEOUT.total_seconds():
+        raise _out_of_range(raw)
+    return timedelta(seconds=seconds)
 
 
 def _show_duration(value: timedelta | None) -> str:

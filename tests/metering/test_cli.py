@@ -150,6 +150,9 @@ def test_bad_rows_warn_and_strict_fails(tmp_path: Path, capsys: pytest.CaptureFi
         (["--period", "2026-8"], "E604"),
         (["--tz", "Nowhere/Special"], "E605"),
         (["--idle-timeout", "soon"], "E606"),
+        (["--idle-timeout", "1000000000d"], "E606"),
+        (["--idle-timeout", "99999999999999999999"], "E606"),
+        (["--idle-timeout", "\u00b2"], "E606"),  # a digit to str.isdigit, not to int()
         (["--memory-limit", "big"], "E606"),
         (["--out", "usage.txt"], "E611"),
     ],
@@ -162,6 +165,30 @@ def test_user_errors_are_diagnostics(
     err = capsys.readouterr().err
     assert f"error[{code}]" in err
     assert "Traceback" not in err
+
+
+def test_the_idle_timeout_has_a_stated_range(capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta
+
+    from pricing_dsl import PricingError
+    from pricing_dsl._metering import MeterOptions, parse_duration
+
+    base = ["meter", *EVENTS, "--period", "2026-08", "-q", "--idle-timeout"]
+    for too_long in ("36501d", "3153600001", "1000000000d", "9" * 5000):
+        assert main([*base, too_long]) == 1
+        err = capsys.readouterr().err
+        assert "error[E606]: the idle timeout" in err and "is too long" in err
+        assert "hint: give 1 second to 36500d (100 years)" in err
+        assert "Traceback" not in err
+    # The longest allowed timeout, in days or in seconds, runs through the SQL.
+    for longest in ("36500d", "3153600000"):
+        assert main([*base, longest]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 4
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    with pytest.raises(PricingError) as exc:
+        MeterOptions(idle_timeout=timedelta(days=36_501))
+    assert exc.value.codes == ["E606"]
+    assert "36501d" in exc.value.diagnostics[0].message
 
 
 def test_no_events_and_missing_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -179,6 +206,39 @@ def test_output_that_cannot_be_written(tmp_path: Path, capsys: pytest.CaptureFix
     afile.write_text("")
     assert main([*base, "--out", str(afile), "--out-format", "yaml"]) == 1
     assert "give a directory" in capsys.readouterr().err
+
+
+def test_the_output_never_overwrites_an_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logins = tmp_path / "in.jsonl"
+    shutil.copy(CASE / "logins.jsonl", logins)
+    before = logins.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(logins)
+    os.link(logins, tmp_path / "hard.jsonl")
+    calls = tmp_path / "calls.jsonl"
+    shutil.copy(CASE / "calls.jsonl", calls)
+    for out in ("in.jsonl", "./sub/../in.jsonl", "link.jsonl", "hard.jsonl", "calls.jsonl"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        argv = ["meter", "--logins", str(logins), "--calls", str(calls), "--period", "2026-08"]
+        assert main([*argv, "--out", str(tmp_path / out)]) == 1
+        err = capsys.readouterr().err
+        assert "error[E611]: the output would overwrite the " in err, err
+    # A directory or a glob that takes in the output file counts too.
+    assert (
+        main(["meter", "--logins", str(tmp_path), "--period", "2026-08", "--out", str(logins)]) == 1
+    )
+    assert "would overwrite the logins file" in capsys.readouterr().err
+    assert logins.read_bytes() == before
+    assert calls.read_bytes() == (CASE / "calls.jsonl").read_bytes()
+    # YAML usage files would land beside an input named .yaml.
+    named = tmp_path / "y" / "logins.yaml"
+    named.parent.mkdir()
+    shutil.copy(CASE / "logins.jsonl", named)
+    argv = ["meter", "--logins", str(named), "--input-format", "jsonl", "--period", "2026-08"]
+    assert main([*argv, "--out", f"{named.parent}/"]) == 1
+    assert "the output directory holds the logins file" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "elsewhere.jsonl"), "-q"]) == 0
 
 
 def test_command_line_misuse_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -236,3 +296,114 @@ def harness_output() -> str:
     return meter(
         CASE / "logins.jsonl", CASE / "connections.jsonl", CASE / "calls.jsonl", period="2026-08"
     ).to_jsonl()
+
+
+# A `pricing` run whose metering query never ends, interrupted as Ctrl-C would.
+_ENDLESS_METER = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+import pricing_dsl._duckdb
+# One thread: DuckDB looks for Ctrl-C between the tasks the calling thread
+# runs, and with worker threads holding every task it may not look until the
+# query ends (which this one never does).
+pricing_dsl._duckdb.NO_DOWNLOADS["threads"] = 1
+import pricing_dsl._metering as m
+# Four columns like the real query; the scan of a trillion rows never ends.
+m.logins_sql = lambda *a: (
+    "SELECT 'rows', NULL, count(*), NULL FROM range(1000000000000) t(i) WHERE hash(i) = 42"
+)
+from pricing_dsl._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_the_duckdb_query_exits_130(tmp_path: Path) -> None:
+    """DuckDB's own "Query interrupted" becomes `pricing: interrupted`, exit 130, no output."""
+    import signal
+    import time
+
+    out = tmp_path / "usage.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-c", _ENDLESS_METER, "meter", "--logins", str(CASE / "logins.jsonl")]
+    argv += ["--period", "2026-08", "--progress", "-q", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # the progress line, printed as the query starts
+        assert first.startswith("metering logins"), first
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[1]
+        code = proc.returncode
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "Traceback" not in rest
+    assert rest.endswith("pricing: interrupted\n"), rest
+    assert code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_remote_paths_never_fetch_an_extension(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`s3a://` with no httpfs installed is E613 at once: DuckDB is not let download it."""
+    from pricing_dsl._metering._duckdb import DuckDBEngine
+    from pricing_dsl._metering._options import MeterOptions
+
+    # A home of its own: no extension the machine may have installed is found.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    engine = DuckDBEngine(MeterOptions())
+    try:
+        settings = engine._con.execute(
+            "SELECT current_setting('autoinstall_known_extensions'), "
+            "current_setting('autoload_known_extensions')"
+        ).fetchall()
+        installed = engine._con.execute(
+            "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
+        ).fetchall()
+    finally:
+        engine.close()
+    assert settings == [(False, False)]
+    if installed != [(False,)]:
+        pytest.skip("this DuckDB has httpfs built in")
+    for url, words in (
+        (
+            "s3a://bucket/logins.parquet",
+            "needs DuckDB's `httpfs` extension, which is not installed",
+        ),
+        ("https://example.com/logins.csv", "needs DuckDB's `httpfs` extension"),
+        ("hdfs://cluster/logins.parquet", "the duckdb engine cannot read `hdfs://` paths"),
+    ):
+        assert main(["meter", "--logins", url, "--period", "2026-08", "-q"]) == 1
+        err = capsys.readouterr().err
+        assert f"{url}: logins: error[E613]: " in err and words in err, err
+        assert "Traceback" not in err
+    assert not (tmp_path / ".duckdb").exists()  # nothing was installed
+
+
+def test_an_installed_extension_is_loaded_not_fetched() -> None:
+    from pricing_dsl import _duckdb
+
+    class Con:
+        def __init__(self, installed: bool, loaded: bool) -> None:
+            self.state = [(installed, loaded)]
+            self.sql: list[str] = []
+
+        def execute(self, sql: str, params: object = None) -> Con:
+            self.sql.append(sql)
+            return self
+
+        def fetchall(self) -> list[tuple[bool, bool]]:
+            return self.state
+
+    for installed, loaded, ok, load in (
+        (True, True, True, False),
+        (True, False, True, True),
+        (False, False, False, False),
+    ):
+        con = Con(installed, loaded)
+        assert _duckdb.load_extension(con, "httpfs") is ok
+        assert ('LOAD "httpfs"' in con.sql) is load
+        assert not any("INSTALL" in s for s in con.sql)
