@@ -16,27 +16,36 @@ from ._ruleset import Ruleset, load, loads
 from ._usage import Period, Usage
 
 if TYPE_CHECKING:
+    from ._batch import BatchError, BatchSummary, BatchUsageError, run_batch
     from ._metering import BadRows, MeterOptions, MeterResult, UsageRecord, meter
 
 _METERING = frozenset({"BadRows", "MeterOptions", "MeterResult", "UsageRecord", "meter"})
+_BATCH = frozenset({"BatchError", "BatchSummary", "BatchUsageError", "run_batch"})
 
 
 def __getattr__(name: str) -> Any:
-    # Metering is imported on first use, so `import pricing_dsl` (and every
-    # `pricing rate`) does not pay for it.
+    # Metering and batch runs are imported on first use, so `import
+    # pricing_dsl` (and every `pricing rate`) does not pay for them.
     if name in _METERING:
         from . import _metering
 
         return getattr(_metering, name)
+    if name in _BATCH:
+        from . import _batch
+
+        return getattr(_batch, name)
     raise AttributeError(f"module 'pricing_dsl' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _METERING)
+    return sorted(set(globals()) | _METERING | _BATCH)
 
 
 __all__ = [
     "BadRows",
+    "BatchError",
+    "BatchSummary",
+    "BatchUsageError",
     "Diagnostic",
     "Explanation",
     "Invoice",
@@ -51,6 +60,7 @@ __all__ = [
     "load",
     "loads",
     "meter",
+    "run_batch",
 ]
 
 __version__ = "0.1.0"

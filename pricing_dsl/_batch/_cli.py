@@ -84,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
             parser.print_usage(sys.stderr)
         sys.stderr.write(f"pricing: error: {exc}\n")
         return 2
-    except PricingError as exc:
-        sys.stderr.write(_output.diagnostics_text(exc.diagnostics))
-        return 1
     except BatchError as exc:
         sys.stderr.write(f"pricing batch: error: {exc}\n")
+        return 1
+    except PricingError as exc:
+        sys.stderr.write(_output.diagnostics_text(exc.diagnostics))
         return 1
     if not args.quiet:
         sys.stderr.write(summary.render())

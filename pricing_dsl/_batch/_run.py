@@ -28,8 +28,13 @@ _ENGINE_NAMES = {"duckdb": "DuckDB", "spark": "Spark"}
 ERROR_COLUMNS = ("line", "code", "key", "message", "hint")
 
 
-class BatchUsageError(ValueError):
-    """The run was asked for something it cannot do (a bad option, file name or format)."""
+class BatchUsageError(BatchError, ValueError):
+    """The run was asked for something it cannot do (a bad option, file name or format): E621.
+
+    Still a ``ValueError``, as it always was, and a ``PricingError`` too.
+    """
+
+    code = "E621"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,27 @@ from collections import Counter
 from decimal import Decimal
 
 from .._decimal import CONTEXT
-from .._errors import Diagnostic
+from .._errors import Diagnostic, PricingError
 from ._records import Outcome
 
 __all__ = ["BatchError", "CannotReadInPlace", "Tally"]
 
 
-class BatchError(Exception):
-    """The run could not complete (a file cannot be written, a package is missing)."""
+class BatchError(PricingError):
+    """The run could not complete (a file cannot be written, a package is missing): E620.
+
+    A :class:`~pricing_dsl.PricingError` like every error of the package;
+    ``message`` is the plain sentence, without the code.
+    """
+
+    code = "E620"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(Diagnostic(self.code, message))
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class CannotReadInPlace(Exception):
