@@ -1111,6 +1111,7 @@ class _Checker:
 
 
 def _within(span: Span, decl: A.PlanDecl) -> bool:
+    """Whether ``span`` lies in the lines of ``decl`` (the checker and the linter use it)."""
     return span.path == decl.span.path and decl.span.line <= span.line <= decl.span.end_line
 
 
