@@ -509,7 +509,8 @@ class _Checker:
             )
             self.error(
                 "E208",
-                f"unknown meter or term `{name}`" + did_you_mean(name, [*self.meters, *keywords]),
+                # Declared meters first: `sms_count` is more likely `sms` than `discount`.
+                f"unknown meter or term `{name}`" + did_you_mean(name, self.meters, keywords),
                 stmt.meter.span,
                 hint=hint,
             )

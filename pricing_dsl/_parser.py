@@ -429,6 +429,23 @@ def _match_slip(err: UnexpectedToken) -> str | None:
     return _slip_table().get((position, err.token.type))
 
 
+def _concurrency_number(err: UnexpectedInput) -> str | None:
+    """The number of a `concurrency NUMBER` that the parser cannot go on from.
+
+    The parser's stack then ends with the meter's name and the number: no
+    `included` and no `overage` came between them.
+    """
+    values = getattr(err.state, "value_stack", None) or []
+    if len(values) < 2:
+        return None
+    name, number = values[-2], values[-1]
+    if not (isinstance(name, Token) and name.type == "NAME" and name == "concurrency"):
+        return None
+    if isinstance(number, Tree) and number.data == "money" and number.children[0] is None:
+        number = number.children[1]
+    return str(number) if isinstance(number, Token) and number.type == "NUMBER" else None
+
+
 def _describe_expected(names: set[str]) -> str:
     lark = _lark()
     words = []
@@ -517,6 +534,29 @@ def _unclosed_brace(text: str, end: int | None = None) -> tuple[int, int] | None
 
 
 _COMMA_NUMBER = re.compile(r"\d,\d{3}")
+_SPACED_PERCENT = re.compile(r"(?<![\w.])(\d[\d_]*(?:\.\d[\d_]*)?)[ \t]+\Z")
+# Currency signs people type before a price, and the code each most often means.
+_CURRENCY_SIGNS = {"$": "USD", "\u20ac": "EUR", "\u00a3": "GBP", "\u00a5": "JPY"}
+_AMOUNT = re.compile(r"[ \t]*(\d[\d_]*(\.\d[\d_]*)?)")
+
+
+def _currency_sign_hint(ch: str, text: str, pos: int) -> str | None:
+    """How to write a price typed with a currency sign, such as `$50`."""
+    code = _CURRENCY_SIGNS.get(ch)
+    if code is None:
+        return None
+    amount = _AMOUNT.match(text, pos + 1)
+    written = (
+        f"write {amount[1]}{'' if amount[2] else '.00'} without the `{ch}`"
+        if amount
+        else f"remove the `{ch}`"
+    )
+    return (
+        f"{written}; prices carry no currency sign, as the currency is set once, "
+        f"with a line such as `currency {code}`"
+    )
+
+
 _CURLY = "\u201c\u201d\u2018\u2019"
 
 
@@ -552,9 +592,22 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 span,
                 hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
             )
+        spaced = _SPACED_PERCENT.search(src[: col - 1]) if ch == "%" else None
+        if spaced is not None:
+            return Diagnostic.at(
+                "E100",
+                "unexpected space before `%`",
+                span,
+                hint=f"write the `%` right after the number: `{spaced[1]}%`",
+            )
         allowed = _describe_expected(set(err.allowed or ()))
         shown = repr(ch)[1:-1] if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "?"
-        return Diagnostic.at("E100", f"unexpected character `{shown}`; expected {allowed}", span)
+        return Diagnostic.at(
+            "E100",
+            f"unexpected character `{shown}`; expected {allowed}",
+            span,
+            hint=_currency_sign_hint(ch, text, pos),
+        )
 
     assert isinstance(err, (UnexpectedToken, UnexpectedEOF))
     tok: Token = err.token
@@ -591,6 +644,14 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
         )
     label = _match_slip(err) if isinstance(err, UnexpectedToken) else None
+    allowance = _concurrency_number(err) if label is not None else None
+    if allowance is not None:
+        # `concurrency 6` is most likely a forgotten `%`: `6 per connection`
+        # is a price, and a number alone is neither.
+        hint = f"write `{allowance}%` for an allowance of {allowance}% of the included users"
+        if str(tok) != "overage":
+            hint += f", or `{allowance} per connection` for a price per connection"
+        return Diagnostic.at("E106", _SLIP_MESSAGES["missing-percent"][0], span, hint=hint)
     if label is not None:
         message, hint = _SLIP_MESSAGES[label]
         return Diagnostic.at("E106", message, span, hint=hint)
