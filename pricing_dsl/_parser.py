@@ -29,7 +29,7 @@ from . import _ast as A
 from ._errors import Diagnostic, PricingError, Span
 from ._suggest import suggest
 
-__all__ = ["parse"]
+__all__ = ["parse", "split_comment"]
 
 # How many syntax errors one file may report before we stop looking.
 _MAX_SYNTAX_ERRORS = 20
@@ -512,7 +512,8 @@ def _open_braces(
     """Offsets of the `{` in ``text[start:end]`` left open, after those in ``opened``.
 
     A `}` with nothing open is passed over, as the parser reports it on its own
-    (E104).  ``start`` must be the start of a line.
+    (E104).  ``start`` must not be inside a string or a comment: the start
+    or the end of a line is safe.
     """
     stack = [] if opened is None else opened
     for m in _lexemes().finditer(text, start, len(text) if end is None else end):
@@ -773,14 +774,16 @@ class _Recovery:
 
     def __call__(self, err: UnexpectedInput) -> bool:
         line = err.line
-        if line <= self.last_line:
+        at_end = isinstance(err, UnexpectedToken) and err.token.type == "$END"
+        if line <= self.last_line and not at_end:
             return False  # no progress since the last error: stop here
         self.diagnostics.append(_syntax_diagnostic(err, self.text, self.path))
         self.last_line = line
         if (
-            len(self.diagnostics) >= _MAX_SYNTAX_ERRORS
+            at_end
+            or line < 1
             or self.diagnostics[-1].code == "E103"
-            or (isinstance(err, UnexpectedToken) and err.token.type == "$END")
+            or len(self.diagnostics) >= _MAX_SYNTAX_ERRORS
         ):
             return False
         try:

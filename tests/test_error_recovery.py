@@ -187,3 +187,9 @@ def test_an_exponent_inside_a_string_is_not_a_number() -> None:
     the exponent search skipped comments but not strings."""
     rules = pricing_dsl.loads('currency USD\nplan p "Pro 1e5" {\n  mau included 1000\n}\n')
     assert rules.contract_ids == ["p"]
+
+
+def test_an_unclosed_block_is_reported_after_an_error_on_the_last_line() -> None:
+    """The end of the file is on the line of the last error; the one-pass recovery
+    first took that for no progress and dropped the E103."""
+    assert _codes("currency USD\nplan p {\n  base 5\n") == [("E103", 2, 8), ("E106", 3, 9)]
