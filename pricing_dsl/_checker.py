@@ -509,7 +509,8 @@ class _Checker:
             )
             self.error(
                 "E208",
-                f"unknown meter or term `{name}`" + did_you_mean(name, [*self.meters, *keywords]),
+                # Declared meters first: `sms_count` is more likely `sms` than `discount`.
+                f"unknown meter or term `{name}`" + did_you_mean(name, self.meters, keywords),
                 stmt.meter.span,
                 hint=hint,
             )
@@ -1111,6 +1112,7 @@ class _Checker:
 
 
 def _within(span: Span, decl: A.PlanDecl) -> bool:
+    """Whether ``span`` lies in the lines of ``decl`` (the checker and the linter use it)."""
     return span.path == decl.span.path and decl.span.line <= span.line <= decl.span.end_line
 
 

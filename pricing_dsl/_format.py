@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from ._errors import PricingError
-from ._parser import parse
+from ._parser import parse, split_comment
 
 __all__ = ["format_text"]
 
@@ -45,24 +45,6 @@ class _Line:
     @property
     def head(self) -> str:
         return self.tokens[0] if self.tokens else ""
-
-
-def _split_comment(line: str) -> tuple[str, str | None]:
-    in_str = False
-    escaped = False
-    for i, ch in enumerate(line):
-        if in_str:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch == "#":
-            return line[:i], line[i:].rstrip()
-    return line, None
 
 
 def _join(tokens: list[str], binary_minus: bool) -> str:
@@ -177,7 +159,11 @@ def format_text(text: str, path: str = "<string>") -> str:
     lines: list[_Line] = []
     depth = 0
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        code, comment = _split_comment(raw)
+        # The parser's own reading of strings and comments, so a `#` or `\"`
+        # inside a name is never taken for the start of a comment.
+        code, comment = split_comment(raw)
+        if comment is not None:
+            comment = comment.rstrip()
         tokens = _TOKEN.findall(code)
         if not tokens and comment is None:
             lines.append(_Line(depth, [], None, blank=True))

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import _ast as A
-from ._checker import CheckResult
+from ._checker import CheckResult, _within
 from ._decimal import CONTEXT
 from ._errors import Diagnostic, PricingError, Span
 from ._invoice import decimal_text
@@ -171,10 +171,6 @@ def _allowance_units(
         mau = terms[("meter", "mau", "allowance")].value.value
         return Decimal(int(mau * spec.value / 100))
     return spec.value
-
-
-def _within(span: Span, decl: A.PlanDecl) -> bool:
-    return span.path == decl.span.path and decl.span.line <= span.line <= decl.span.end_line
 
 
 def _dead_tiers(decl: A.PlanDecl, c: ResolvedContract) -> list[Diagnostic]:

@@ -29,7 +29,7 @@ from . import _ast as A
 from ._errors import Diagnostic, PricingError, Span
 from ._suggest import suggest
 
-__all__ = ["parse"]
+__all__ = ["parse", "split_comment"]
 
 # How many syntax errors one file may report before we stop looking.
 _MAX_SYNTAX_ERRORS = 20
@@ -429,6 +429,23 @@ def _match_slip(err: UnexpectedToken) -> str | None:
     return _slip_table().get((position, err.token.type))
 
 
+def _concurrency_number(err: UnexpectedInput) -> str | None:
+    """The number of a `concurrency NUMBER` that the parser cannot go on from.
+
+    The parser's stack then ends with the meter's name and the number: no
+    `included` and no `overage` came between them.
+    """
+    values = getattr(err.state, "value_stack", None) or []
+    if len(values) < 2:
+        return None
+    name, number = values[-2], values[-1]
+    if not (isinstance(name, Token) and name.type == "NAME" and name == "concurrency"):
+        return None
+    if isinstance(number, Tree) and number.data == "money" and number.children[0] is None:
+        number = number.children[1]
+    return str(number) if isinstance(number, Token) and number.type == "NUMBER" else None
+
+
 def _describe_expected(names: set[str]) -> str:
     lark = _lark()
     words = []
@@ -462,26 +479,85 @@ def _describe_token(tok: Token) -> str:
     return f"`{text[:40]}…`" if len(text) > 40 else f"`{text}`"
 
 
-def _unclosed_brace(text: str) -> tuple[int, int] | None:
-    """Line and column of the last `{` that has no matching `}`."""
-    stack: list[tuple[int, int]] = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        in_str = False
-        for col, ch in enumerate(line, 1):
-            if ch == '"':
-                in_str = not in_str
-            elif in_str:
-                continue
-            elif ch == "#":
-                break
-            elif ch == "{":
-                stack.append((lineno, col))
-            elif ch == "}" and stack:
+@cache
+def _lexemes() -> re.Pattern[str]:
+    """Strings, comments, braces and exponent numbers, read as the parser reads them.
+
+    The one scanner for jobs that need to know what is code before parsing
+    (exponents), beside the parser (which `{` is never closed), or without it
+    (the formatter's comments).  Strings and comments use the patterns of the
+    grammar's own STRING and COMMENT terminals, so a `#` or a `\\"` inside a
+    string can never be read differently here than by the parser.
+    """
+    lark = _lark()
+    string = lark.get_terminal("STRING").pattern.to_regexp()
+    comment = lark.get_terminal("COMMENT").pattern.to_regexp()
+    return re.compile(
+        rf"(?P<string>{string})|(?P<comment>{comment})|(?P<brace>[{{}}])"
+        rf"|(?P<exponent>{_EXPONENT.pattern})"
+    )
+
+
+def split_comment(line: str) -> tuple[str, str | None]:
+    """A line's code and its comment (from the `#` on), or None if it has none."""
+    for m in _lexemes().finditer(line):
+        if m.lastgroup == "comment":
+            return line[: m.start()], line[m.start() :]
+    return line, None
+
+
+def _open_braces(
+    text: str, start: int = 0, end: int | None = None, opened: list[int] | None = None
+) -> list[int]:
+    """Offsets of the `{` in ``text[start:end]`` left open, after those in ``opened``.
+
+    A `}` with nothing open is passed over, as the parser reports it on its own
+    (E104).  ``start`` must not be inside a string or a comment: the start
+    or the end of a line is safe.
+    """
+    stack = [] if opened is None else opened
+    for m in _lexemes().finditer(text, start, len(text) if end is None else end):
+        if m.lastgroup == "brace":
+            if m.group() == "{":
+                stack.append(m.start())
+            elif stack:
                 stack.pop()
-    return stack[-1] if stack else None
+    return stack
+
+
+def _unclosed_brace(text: str, end: int | None = None) -> tuple[int, int] | None:
+    """Line and column of the last `{` before ``end`` that has no matching `}`."""
+    stack = _open_braces(text, 0, end)
+    if not stack:
+        return None
+    pos = stack[-1]
+    return text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
 
 
 _COMMA_NUMBER = re.compile(r"\d,\d{3}")
+_SPACED_PERCENT = re.compile(r"(?<![\w.])(\d[\d_]*(?:\.\d[\d_]*)?)[ \t]+\Z")
+# Currency signs people type before a price, and the code each most often means.
+_CURRENCY_SIGNS = {"$": "USD", "\u20ac": "EUR", "\u00a3": "GBP", "\u00a5": "JPY"}
+_AMOUNT = re.compile(r"[ \t]*(\d[\d_]*(\.\d[\d_]*)?)")
+
+
+def _currency_sign_hint(ch: str, text: str, pos: int) -> str | None:
+    """How to write a price typed with a currency sign, such as `$50`."""
+    code = _CURRENCY_SIGNS.get(ch)
+    if code is None:
+        return None
+    amount = _AMOUNT.match(text, pos + 1)
+    written = (
+        f"write {amount[1]}{'' if amount[2] else '.00'} without the `{ch}`"
+        if amount
+        else f"remove the `{ch}`"
+    )
+    return (
+        f"{written}; prices carry no currency sign, as the currency is set once, "
+        f"with a line such as `currency {code}`"
+    )
+
+
 _CURLY = "\u201c\u201d\u2018\u2019"
 
 
@@ -517,9 +593,22 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
                 span,
                 hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
             )
+        spaced = _SPACED_PERCENT.search(src[: col - 1]) if ch == "%" else None
+        if spaced is not None:
+            return Diagnostic.at(
+                "E100",
+                "unexpected space before `%`",
+                span,
+                hint=f"write the `%` right after the number: `{spaced[1]}%`",
+            )
         allowed = _describe_expected(set(err.allowed or ()))
         shown = repr(ch)[1:-1] if ch.isprintable() else f"U+{ord(ch):04X}" if ch else "?"
-        return Diagnostic.at("E100", f"unexpected character `{shown}`; expected {allowed}", span)
+        return Diagnostic.at(
+            "E100",
+            f"unexpected character `{shown}`; expected {allowed}",
+            span,
+            hint=_currency_sign_hint(ch, text, pos),
+        )
 
     assert isinstance(err, (UnexpectedToken, UnexpectedEOF))
     tok: Token = err.token
@@ -540,7 +629,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
     if (
         tok.type == "RBRACE"
         and "RBRACE" not in expected
-        and _unclosed_brace(text[: err.pos_in_stream]) is None
+        and _unclosed_brace(text, err.pos_in_stream) is None
     ):
         return Diagnostic.at(
             "E104",
@@ -556,6 +645,14 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             hint="write 1000 or 1_000 instead of 1,000 (an underscore may separate digits)",
         )
     label = _match_slip(err) if isinstance(err, UnexpectedToken) else None
+    allowance = _concurrency_number(err) if label is not None else None
+    if allowance is not None:
+        # `concurrency 6` is most likely a forgotten `%`: `6 per connection`
+        # is a price, and a number alone is neither.
+        hint = f"write `{allowance}%` for an allowance of {allowance}% of the included users"
+        if str(tok) != "overage":
+            hint += f", or `{allowance} per connection` for a price per connection"
+        return Diagnostic.at("E106", _SLIP_MESSAGES["missing-percent"][0], span, hint=hint)
     if label is not None:
         message, hint = _SLIP_MESSAGES[label]
         return Diagnostic.at("E106", message, span, hint=hint)
@@ -582,81 +679,41 @@ def _keyword(name: str) -> str | None:
     return value if value and value.isalpha() else None
 
 
-def _blank_line(text: str, lineno: int, drop: bool = False) -> str:
-    """Neutralise one line so parsing can go on to find the next error.
-
-    A line that opens a block keeps a harmless opener of the same nesting so
-    the matching `}` further down does not become a second, bogus error.
-    """
-    lines = text.split("\n")
-    if not 0 < lineno <= len(lines):
-        return text
-    line = lines[lineno - 1]
-    depth_before = sum(_braces(prev) for prev in lines[: lineno - 1])
-    opens = _braces(line)
-    if drop:
-        lines[lineno - 1] = ""
-    elif opens > 0:
-        opener = "plan _recovered {" if depth_before <= 0 else "when 1 > 0 {"
-        lines[lineno - 1] = opener
-    elif opens < 0:
-        lines[lineno - 1] = "}"
-    else:
-        lines[lineno - 1] = ""
-    return "\n".join(lines)
-
-
-_EXPONENT = re.compile(r"(?<![\w.])(\d[\d_]*(?:\.\d[\d_]*)?)([eE][+-]?\d+)")
+_EXPONENT = re.compile(r"(?<![\w.])(?P<mantissa>\d[\d_]*(?:\.\d[\d_]*)?)(?P<power>[eE][+-]?\d+)")
 
 
 def _exponents(text: str, path: str) -> tuple[str, list[Diagnostic]]:
     """Numbers written with exponents (`1e5`), which the grammar would split oddly.
 
     Each gets E105 at its own position, and is blanked out so the rest of
-    the file can still be checked for other errors.
+    the file can still be checked for other errors.  One inside a string or
+    a comment is not a number, and is left alone.
     """
-    # Any match in a line's code part is a match in the whole text too (the
-    # pattern looks back one character, and a line break is neither a word
-    # character nor a dot), so one search over the text rules out the usual
-    # case without splitting off every line's comment.
+    # One search over the text rules out the usual case without scanning it.
     if _EXPONENT.search(text) is None:
         return text, []
     diags = []
-    lines = text.split("\n")
-    for n, line in enumerate(lines):
-        code = _code_part(line)
-        for m in _EXPONENT.finditer(code):
-            diags.append(
-                Diagnostic.at(
-                    "E105",
-                    "numbers cannot use exponents",
-                    Span(path, n + 1, m.start() + 1, n + 1, m.end() + 1),
-                    hint="write the number out in full, for example 100000 instead of 1e5",
-                )
+    pieces = []
+    done = 0
+    for m in _lexemes().finditer(text):
+        if m.lastgroup != "exponent":
+            continue
+        start = m.start()
+        line = text.count("\n", 0, start) + 1
+        column = start - text.rfind("\n", 0, start)
+        diags.append(
+            Diagnostic.at(
+                "E105",
+                "numbers cannot use exponents",
+                Span(path, line, column, line, column + len(m.group())),
+                hint="write the number out in full, for example 100000 instead of 1e5",
             )
-        if diags and diags[-1].line == n + 1:
-            lines[n] = (
-                _EXPONENT.sub(lambda m: m.group(1) + " " * len(m.group(2)), code)
-                + (line[len(code) :])
-            )
-    return "\n".join(lines), diags
-
-
-def _braces(line: str) -> int:
-    """Net `{` minus `}` on a line, outside strings and comments."""
-    code = re.sub(r'"[^"\n]*"', "", _code_part(line))
-    return code.count("{") - code.count("}")
-
-
-def _code_part(line: str) -> str:
-    """A line without its comment (a `#` inside a string does not start one)."""
-    in_str = False
-    for i, ch in enumerate(line):
-        if ch == '"':
-            in_str = not in_str
-        elif ch == "#" and not in_str:
-            return line[:i]
-    return line
+        )
+        power = m.start("power")
+        pieces += [text[done:power], " " * (m.end() - power)]
+        done = m.end()
+    pieces.append(text[done:])
+    return "".join(pieces), diags
 
 
 def _too_deep(path: str) -> Diagnostic:
@@ -668,8 +725,160 @@ def _too_deep(path: str) -> Diagnostic:
     )
 
 
+# Stand-ins fed to the parser for a bad line that opens a block, so that the
+# block's own lines and its `}` are read as they would be inside it, not as
+# further (bogus) errors.  Tried in order; the first the parser accepts there
+# is used.
+_OPENERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "tiers": (("NAME", "_recovered"), ("GRADUATED", "graduated"), ("LBRACE", "{")),
+    "test": (("TEST", "test"), ("STRING", '""'), ("LBRACE", "{")),
+    "usage": (("USAGE", "usage"), ("LBRACE", "{")),
+    "plan": (("PLAN", "plan"), ("NAME", "_recovered"), ("LBRACE", "{")),
+    "when": (("WHEN", "when"), ("NUMBER", "1"), ("COMPARE", ">"), ("NUMBER", "0"), ("LBRACE", "{")),
+}
+_CLOSER = (("RBRACE", "}"),)
+# What a line break may be followed by before the next statement.
+_BLANK = re.compile(r"(?:\s|#[^\n]*)*")
+
+
+def _start_line(value: Any) -> int | None:
+    """The line a value on the parser's stack starts on, if it has a position."""
+    if isinstance(value, Token):
+        return value.line
+    meta = getattr(value, "meta", None)
+    if meta is None or getattr(meta, "empty", True):
+        return None
+    line: int = meta.line
+    return line
+
+
+class _Recovery:
+    """Lark's ``on_error`` handler: records each syntax error and skips its line.
+
+    Parsing goes on in the same pass from the next line, as if the bad line
+    held only its braces: the parser's stack is cut back to where the line
+    began, a stand-in opener or `}` keeps the nesting the text has at the end
+    of the line, and the lexer resumes at the line break.  Each error costs
+    a few stack operations instead of a parse of the whole file.
+    """
+
+    def __init__(self, text: str, path: str) -> None:
+        self.text = text
+        self.path = path
+        self.diagnostics: list[Diagnostic] = []
+        self.last_line = 0
+        # The `{` left open up to the end of the last bad line, found by
+        # scanning on from there: each error scans only the text since the last.
+        self.scanned = 0
+        self.opened: list[int] = []
+
+    def __call__(self, err: UnexpectedInput) -> bool:
+        line = err.line
+        at_end = isinstance(err, UnexpectedToken) and err.token.type == "$END"
+        if line <= self.last_line and not at_end:
+            return False  # no progress since the last error: stop here
+        self.diagnostics.append(_syntax_diagnostic(err, self.text, self.path))
+        self.last_line = line
+        if (
+            at_end
+            or line < 1
+            or self.diagnostics[-1].code == "E103"
+            or len(self.diagnostics) >= _MAX_SYNTAX_ERRORS
+        ):
+            return False
+        try:
+            return self._skip_line(err, line)
+        except UnexpectedInput:
+            return False  # the stand-ins did not fit: report what was found so far
+
+    def _skip_line(self, err: UnexpectedInput, line: int) -> bool:
+        ip = err.interactive_parser
+        state = ip.parser_state
+        values, states = state.value_stack, state.state_stack
+        while values and (_start_line(values[-1]) or 0) >= line:
+            values.pop()
+            states.pop()
+        lexer = ip.lexer_thread.state
+        assert lexer is not None
+        pos = lexer.line_ctr.char_pos
+        where: Token | None = err.token if isinstance(err, UnexpectedToken) else None
+        at_break = where is not None and where.type == "_NL"
+        if where is not None and at_break:
+            line_end = where.start_pos if where.start_pos is not None else pos
+        else:
+            line_end = self.text.find("\n", pos)
+            line_end = len(self.text) if line_end < 0 else line_end
+            if self.text[line_end - 1 : line_end] == "\r" and line_end - 1 >= pos:
+                line_end -= 1
+        self.opened = _open_braces(self.text, self.scanned, line_end, self.opened)
+        self.scanned = line_end
+        depth = sum(1 for v in values if isinstance(v, Token) and v.type == "LBRACE")
+        if len(self.opened) > depth:
+            bad = split_comment(self.text[self.text.rfind("\n", 0, line_end) + 1 : line_end])[0]
+            words = bad.split()
+            order = ["plan", "when", "tiers", "test", "usage"]
+            if "graduated" in words or "volume" in words:
+                order.insert(0, "tiers")
+            elif words and words[0] in ("test", "usage"):
+                order.insert(0, words[0])
+            for _ in range(len(self.opened) - depth):
+                for kind in order:
+                    if self._fits(state, _OPENERS[kind], where, line):
+                        self._feed(state, _OPENERS[kind], where, line)
+                        break
+        elif len(self.opened) < depth:
+            for _ in range(depth - len(self.opened)):
+                if not self._fits(state, _CLOSER, where, line):
+                    break
+                self._feed(state, _CLOSER, where, line)
+        elif values and isinstance(values[-1], Tree) and values[-1].data == "_sep":
+            # The line breaks before the bad line were already taken as one
+            # separator, which takes no more: let the breaks after it make it anew.
+            values.pop()
+            states.pop()
+        # The line break: fed as usual, or passed over, with any blank and
+        # comment lines after it, where the parser is already past one.
+        fits = self._fits(state, (("_NL", "\n"),), where, line)
+        if where is not None and at_break:
+            if fits:
+                state.feed_token(where)
+                return True
+            line_end = pos
+        skip = line_end
+        if not fits:
+            blank = _BLANK.match(self.text, line_end)
+            skip = blank.end() if blank else line_end
+        lexer.line_ctr.feed(self.text[pos:skip])
+        return True
+
+    def _fits(
+        self, state: Any, tokens: tuple[tuple[str, str], ...], where: Token | None, line: int
+    ) -> bool:
+        try:
+            self._feed(state.copy(deepcopy_values=False), tokens, where, line)
+        except UnexpectedInput:
+            return False
+        return True
+
+    @staticmethod
+    def _feed(
+        state: Any, tokens: tuple[tuple[str, str], ...], where: Token | None, line: int
+    ) -> None:
+        for kind, value in tokens:
+            if where is not None:
+                state.feed_token(Token.new_borrow_pos(kind, value, where))
+            else:
+                state.feed_token(
+                    Token(kind, value, line=line, column=1, end_line=line, end_column=1)
+                )
+
+
 def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagnostic]]:
-    """Parse one file.  Returns the AST, or None with every syntax error found."""
+    """Parse one file.  Returns the AST, or None with every syntax error found.
+
+    Syntax errors are all found in one parse: after each, :class:`_Recovery`
+    skips the bad line and parsing goes on (up to 20 errors a file).
+    """
     lark = _lark()
     # A final newline lets the last statement end the same way as the others.
     source = text if text.endswith("\n") else text + "\n"
@@ -677,26 +886,14 @@ def parse(text: str, path: str = "<string>") -> tuple[A.File | None, list[Diagno
     if exponent_errors:
         _, others = parse(source, path)
         return None, exponent_errors + others
+    recovery = _Recovery(source, path)
     try:
-        tree = lark.parse(source)
-    except UnexpectedInput as first:
-        diags = [_syntax_diagnostic(first, source, path)]
-        # Look for further, independent errors by blanking each bad line in turn.
-        attempt = source
-        seen = {first.line}
-        while len(diags) < _MAX_SYNTAX_ERRORS:
-            if diags[-1].code == "E103":
-                break
-            attempt = _blank_line(attempt, diags[-1].line, drop=diags[-1].code == "E104")
-            try:
-                lark.parse(attempt)
-                break
-            except UnexpectedInput as err:
-                if err.line in seen or err.line < 0:
-                    break
-                seen.add(err.line)
-                diags.append(_syntax_diagnostic(err, attempt, path))
-        return None, diags
+        tree = lark.parse(source, on_error=recovery)
+    except UnexpectedInput as err:
+        if not recovery.diagnostics:  # pragma: no cover - the handler saw every error
+            recovery.diagnostics.append(_syntax_diagnostic(err, source, path))
+    if recovery.diagnostics:
+        return None, recovery.diagnostics
     try:
         decls = _Builder(path).transform(tree)
     except (RecursionError, VisitError) as exc:

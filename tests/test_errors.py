@@ -91,6 +91,146 @@ def test_a_misspelt_keyword_is_a_syntax_error_with_a_suggestion() -> None:
     assert "included" in diags[0].message + (diags[0].hint or "")
 
 
+def _plan(*lines: str) -> str:
+    return (
+        'currency USD\nmeter sms "SMS" unit message\nplan p {\n  mau included 1000\n'
+        + "".join(f"  {line}\n" for line in lines)
+        + "}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "column", "hint"),
+    [
+        # Issue 17: `concurrency 6` suggested `0.12 per user`, though a number
+        # alone on concurrency is most likely a forgotten `%`.
+        (
+            "concurrency 6",
+            "E106",
+            16,
+            "write `6%` for an allowance of 6% of the included users, "
+            "or `6 per connection` for a price per connection",
+        ),
+        (
+            "concurrency 5 overage 1.00 per connection",
+            "E106",
+            17,
+            "write `5%` for an allowance of 5% of the included users",
+        ),
+        # Issue 17: a space before `%` got "unexpected character" and no hint.
+        ("concurrency 6 %", "E100", 17, "write the `%` right after the number: `6%`"),
+        ("discount 12.5 % on voice", "E100", 17, "write the `%` right after the number: `12.5%`"),
+        # Issue 17: a currency sign got E100 and no hint to drop it.
+        (
+            "base $50 per month",
+            "E100",
+            8,
+            "write 50.00 without the `$`; prices carry no currency sign, as the currency "
+            "is set once, with a line such as `currency USD`",
+        ),
+        (
+            "minimum \u20ac1_000.50 per month",
+            "E100",
+            11,
+            "write 1_000.50 without the `\u20ac`; prices carry no currency sign, as the "
+            "currency is set once, with a line such as `currency EUR`",
+        ),
+        (
+            "voice \u00a3 0.01 per minute",
+            "E100",
+            9,
+            "write 0.01 without the `\u00a3`; prices carry no currency sign, as the "
+            "currency is set once, with a line such as `currency GBP`",
+        ),
+    ],
+)
+def test_slips_get_a_hint_that_fixes_them(line: str, code: str, column: int, hint: str) -> None:
+    (d,) = _diagnostics(_plan(line), "s.pricing")
+    assert (d.code, d.line, d.column) == (code, 5, column)
+    assert d.hint == hint
+
+
+def test_a_price_per_connection_on_concurrency_is_not_a_slip() -> None:
+    rules = pricing_dsl.loads(_plan("concurrency 6 per connection"))
+    assert rules.contract_ids == ["p"]
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "column", "message"),
+    [
+        # Issue 17: `sms_count` got "did you mean `discount`?" (a keyword, and in
+        # usage files `account`), though the meter `sms` is declared.
+        (
+            "sms_count 0.01 per message",
+            "E208",
+            3,
+            "unknown meter or term `sms_count`; did you mean `sms`?",
+        ),
+        (
+            "minimun 5.00 per month",
+            "E208",
+            3,
+            "unknown meter or term `minimun`; did you mean `minimum`?",
+        ),
+        (
+            "vioce 0.001 per minute",
+            "E208",
+            3,
+            "unknown meter or term `vioce`; did you mean `voice`?",
+        ),
+    ],
+)
+def test_a_misspelt_meter_suggests_a_declared_meter_first(
+    line: str, code: str, column: int, message: str
+) -> None:
+    (d,) = _diagnostics(_plan(line), "m.pricing")
+    assert (d.code, d.line, d.column, d.message) == (code, 5, column, message)
+
+
+def test_a_misspelt_usage_key_in_a_test_suggests_the_meter() -> None:
+    """Issue 17: a test's `usage { sms_count 5 }` got no suggestion at all."""
+    text = _plan("sms 0.01 per message") + (
+        'test "t" {\n  contract p\n  period 2026-08\n  usage {\n    sms_count 5\n  }\n'
+        "  expect total 0.05\n}\n"
+    )
+    (d,) = _diagnostics(text, "t.pricing")
+    assert (d.code, d.line, d.column) == ("E231", 11, 5)
+    assert d.message == "unknown usage key `sms_count`; did you mean `sms`?"
+
+
+USAGE_KEYS = ["account", "contract", "period", "mau", "peak_connections", "voice_minutes", "sms"]
+
+
+@pytest.mark.parametrize(
+    ("word", "groups", "best"),
+    [
+        ("sms_count", [USAGE_KEYS], "sms"),  # not `account`, spelt more alike
+        ("voice", [USAGE_KEYS], "voice_minutes"),
+        ("voice_minute", [["voice", "voice_minutes"]], "voice_minutes"),
+        ("mua", [USAGE_KEYS], "mau"),
+        ("MAU", [USAGE_KEYS], "mau"),
+        ("sms_count", [["mau", "sms"], ["discount"]], "sms"),  # declared meters first
+        ("minimun", [["mau", "sms"], ["minimum"]], "minimum"),
+        ("smscount", [["mau", "sms"], ["discount"]], "sms"),  # by prefix, as a last resort
+        ("storage", [["mau", "sms"], ["discount"]], None),
+    ],
+)
+def test_suggestions(word: str, groups: list[list[str]], best: str | None) -> None:
+    from pricing_dsl._suggest import suggest
+
+    assert suggest(word, *groups) == best
+
+
+def test_a_misspelt_usage_key_suggests_the_meter_when_rating() -> None:
+    """Issue 17: `sms_count` in usage got "did you mean `account`?"."""
+    rules = pricing_dsl.loads(_plan("sms 0.01 per message"))
+    with pytest.raises(PricingError) as info:
+        rules.rate("p", {"period": "2026-08", "mau": 5, "sms_count": 5})
+    (d,) = info.value.diagnostics
+    assert d.code == "E401"
+    assert d.message == "unknown usage key `sms_count`; did you mean `sms`?"
+
+
 def test_several_files_report_their_own_paths(tmp_path: Path) -> None:
     (tmp_path / "a.pricing").write_text("currency USD\nplan p {\n  base -1 per month\n}\n")
     (tmp_path / "b.pricing").write_text("currency USD\nplan q {\n  mau included 1,000\n}\n")

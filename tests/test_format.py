@@ -79,6 +79,43 @@ def test_a_file_that_does_not_parse_is_refused() -> None:
     assert info.value.codes == ["E103"]
 
 
+def test_a_hash_or_escaped_quote_inside_a_name_is_not_a_comment() -> None:
+    """Issue 17: the formatter and the parser each had their own scanner for
+    comments, and they disagreed on `\\"` inside a string.  Both now use one."""
+    text = (
+        'currency USD\nplan p   "12\\" screen # big" {   # the plan\n'
+        "  mau included 1000 # users\n}\n"
+    )
+    assert format_text(text) == (
+        'currency USD\nplan p "12\\" screen # big" {  # the plan\n'
+        "  mau included 1000           # users\n}\n"
+    )
+
+
+LINES_WITH_STRINGS_AND_COMMENTS = [
+    'plan p "12\\" screen # big" {  # note',
+    'addon x "a#b" 5.00 per month',
+    'meter m "x\\\\" unit y # c "q"',
+    '  # only a comment "with a quote',
+    'plan q "\\"#\\"" {',
+    "  mau included 1000",
+]
+
+
+@pytest.mark.parametrize("line", LINES_WITH_STRINGS_AND_COMMENTS)
+def test_comments_are_found_where_the_lexer_finds_them(line: str) -> None:
+    """The shared scanner splits off the same comment as the grammar's lexer."""
+    from pricing_dsl._parser import _lark, split_comment
+
+    tokens = list(_lark().lex(line, dont_ignore=True))
+    comment = next((t for t in tokens if t.type == "COMMENT"), None)
+    if comment is None:
+        assert split_comment(line) == (line, None)
+    else:
+        start = comment.start_pos or 0
+        assert split_comment(line) == (line[:start], line[start:])
+
+
 # Random layouts of a valid ruleset: white space, blank lines and comments
 # shuffled in.  Formatting must be idempotent, keep every comment and never
 # change what the file means -- or what it rates.
