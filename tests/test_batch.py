@@ -778,6 +778,22 @@ def test_empty_input_gives_empty_output(tmp_path: Path) -> None:
             assert read_rows(tmp_path / f"dk.{out_fmt}") == []
 
 
+def test_the_batch_api_is_public_and_its_errors_are_pricing_errors(tmp_path: Path) -> None:
+    assert pricing_dsl.run_batch is run_batch
+    assert pricing_dsl.BatchSummary is BatchSummary
+    assert {"run_batch", "BatchError", "BatchUsageError"} <= set(pricing_dsl.__all__)
+    usage = tmp_path / "u.jsonl"
+    usage.write_text("", "utf-8")
+    with pytest.raises(pricing_dsl.PricingError) as info:
+        pricing_dsl.run_batch(RULES, usage, tmp_path / "o.jsonl", engine="flink")
+    assert isinstance(info.value, pricing_dsl.BatchUsageError)
+    assert isinstance(info.value, ValueError)
+    assert info.value.codes == ["E621"]
+    assert str(info.value).startswith("unknown engine")
+    assert issubclass(pricing_dsl.BatchError, pricing_dsl.PricingError)
+    assert pricing_dsl.BatchError("disk full").codes == ["E620"]
+
+
 def test_bad_requests(tmp_path: Path) -> None:
     usage = tmp_path / "u.jsonl"
     usage.write_text("", "utf-8")
