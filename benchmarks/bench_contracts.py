@@ -14,7 +14,8 @@ Decimals and decimal strings.
 
 The baseline is what an engineer would write by hand for these contracts:
 one Decimal function, with each contract's numbers looked up in a dict.
-Ratios are baseline time / pricing-dsl time (above 1.0: pricing-dsl is
+Both return every line's amount and the total.  Ratios are baseline
+time / pricing-dsl time (above 1.0: pricing-dsl is
 faster), measured in one process, one after the other.
 """
 
@@ -100,22 +101,28 @@ def records(terms: dict[str, Terms], n: int, seed: int = 7) -> list[tuple[str, d
     return out
 
 
-def make_baseline(terms: dict[str, Terms]) -> Callable[[str, dict[str, object]], Decimal]:
-    def rate(cid: str, usage: dict[str, object]) -> Decimal:
+def make_baseline(
+    terms: dict[str, Terms],
+) -> Callable[[str, dict[str, object]], tuple[dict[str, Decimal], Decimal]]:
+    """The hand-written rater: each line's amount by code, and the total (as bench_rate's)."""
+
+    def rate(cid: str, usage: dict[str, object]) -> tuple[dict[str, Decimal], Decimal]:
         included, mau_rate, pct, video_rate = terms[cid]
         mau = Decimal(usage.get("mau", 0))  # type: ignore[arg-type]
         peak = Decimal(usage.get("peak_connections", 0))  # type: ignore[arg-type]
         voice = Decimal(usage.get("voice_minutes", 0))  # type: ignore[arg-type]
         video = Decimal(usage.get("video_minutes", 0))  # type: ignore[arg-type]
         allowance = (included * pct / HUNDRED).to_integral_value(ROUND_FLOOR)
-        lines = (
-            BASE,
-            (max(ZERO, mau - included) * mau_rate).quantize(CENT, ROUND_HALF_UP),
-            (max(ZERO, peak - allowance) * CONC_RATE).quantize(CENT, ROUND_HALF_UP),
-            (voice * VOICE).quantize(CENT, ROUND_HALF_UP),
-            (video * video_rate).quantize(CENT, ROUND_HALF_UP),
-        )
-        return sum(lines, ZERO)
+        lines = {
+            "base": BASE,
+            "mau_overage": (max(ZERO, mau - included) * mau_rate).quantize(CENT, ROUND_HALF_UP),
+            "concurrency_overage": (max(ZERO, peak - allowance) * CONC_RATE).quantize(
+                CENT, ROUND_HALF_UP
+            ),
+            "voice": (voice * VOICE).quantize(CENT, ROUND_HALF_UP),
+            "video": (video * video_rate).quantize(CENT, ROUND_HALF_UP),
+        }
+        return lines, sum(lines.values(), ZERO)
 
     return rate
 
@@ -165,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     load = time.perf_counter() - start
     # Same answers first, on a sample (a fast wrong engine is worth nothing).
     for cid, rec in data[:: max(1, len(data) // 2_000)]:
-        assert check.rate(cid, dict(rec)).total == baseline(cid, rec), (cid, rec)
+        invoice = check.rate(cid, dict(rec))
+        assert (invoice.amounts, invoice.total) == baseline(cid, rec), (cid, rec)
     del check
 
     rules = pricing_dsl.loads(text, "contracts.pricing")

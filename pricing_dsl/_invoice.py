@@ -133,30 +133,9 @@ class Invoice:
         self._codes = tuple(ln.code for ln in lines)
         self._amounts = tuple(ln.amount for ln in lines)
         self._total = total
-        # (builder, *arguments) whose ``lines`` builds the lines, for lazily built invoices.
+        # (builder, *arguments) whose ``lines`` builds the lines, for lazily built
+        # invoices: the fast path (_compile.py) sets every slot itself, as here.
         self._build: tuple[Any, ...] | None = None
-
-    @classmethod
-    def _lazy(
-        cls,
-        meta: tuple[str, str, str, int],
-        period: Period | None,
-        codes: tuple[str, ...],
-        amounts: tuple[Decimal, ...],
-        total: Decimal,
-        account: str | None,
-        rules_applied: tuple[str, ...],
-        build: tuple[Any, ...],
-    ) -> Invoice:
-        inv = cls.__new__(cls)
-        inv._meta = meta
-        inv._ctx = (period, account, None, rules_applied)
-        inv._lines = None
-        inv._codes = codes
-        inv._amounts = amounts
-        inv._total = total
-        inv._build = build
-        return inv
 
     contract = property(lambda self: self._meta[0], doc="The plan or contract id.")
     contract_name = property(lambda self: self._meta[1])
