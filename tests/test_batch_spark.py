@@ -366,7 +366,7 @@ def test_a_failed_spark_job_is_one_line_and_exit_status_1(
     assert main([*argv, "--engine", "spark"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("pricing batch: error: Spark stopped: ") and err.count("\n") == 1
-    assert "UnpicklingError" in err and "Traceback" not in err
+    assert "not a pickled ruleset" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
