@@ -348,3 +348,137 @@ TOKENS = st.sampled_from(
 @given(st.lists(TOKENS, max_size=40).map("".join) | st.text(max_size=80))
 def test_random_documents_never_break_an_answer(text: str) -> None:
     every_answer(text)
+
+
+# ------------------------------------------------- end to end, over stdio
+
+
+def test_pricing_lsp_over_stdio(tmp_path: Path, pricing_cmd: str) -> None:
+    """The installed `pricing lsp`, driven by pygls's client as an editor drives it."""
+    try:
+        from lsprotocol import types as T
+        from pygls.lsp.client import LanguageClient
+        from pygls.uris import from_fs_path
+    except ImportError:  # pragma: no cover - the test extra installs pygls
+        pytest.skip("pygls is not installed (pip install 'pricing-dsl[lsp]')")
+    (tmp_path / "catalog.pricing").write_text(CATALOG)
+    (tmp_path / "tests.pricing").write_text(TESTS)
+    acme = tmp_path / "contracts" / "acme.pricing"
+    acme.parent.mkdir()
+    acme.write_text(ACME)
+    uri = from_fs_path(str(acme.resolve()))
+    tests_uri = from_fs_path(str((tmp_path / "tests.pricing").resolve()))
+    assert uri is not None and tests_uri is not None
+
+    async def session() -> None:
+        client = LanguageClient("test-client", "1")
+        published: asyncio.Queue[T.PublishDiagnosticsParams] = asyncio.Queue()
+
+        @client.feature(T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def on_diagnostics(params: T.PublishDiagnosticsParams) -> None:
+            published.put_nowait(params)
+
+        async def diagnostics_of(want: str) -> list[T.Diagnostic]:
+            while True:
+                params = await asyncio.wait_for(published.get(), 20)
+                if params.uri == want:
+                    return list(params.diagnostics)
+
+        await client.start_io(pricing_cmd, "lsp")
+        root = from_fs_path(str(tmp_path.resolve()))
+        assert root is not None
+        result = await client.initialize_async(
+            T.InitializeParams(
+                capabilities=T.ClientCapabilities(),
+                root_uri=root,
+                workspace_folders=[T.WorkspaceFolder(uri=root, name="ws")],
+            )
+        )
+        assert result.capabilities.hover_provider
+        client.initialized(T.InitializedParams())
+
+        # Open with an error: a misspelt parent.
+        bad = ACME.replace("extends starter", "extends startr")
+        client.text_document_did_open(
+            T.DidOpenTextDocumentParams(
+                T.TextDocumentItem(uri=uri, language_id="pricing", version=1, text=bad)
+            )
+        )
+        (d,) = await diagnostics_of(uri)
+        assert d.code == "E201"
+        assert d.severity == T.DiagnosticSeverity.Error
+        assert d.range == T.Range(T.Position(0, 29), T.Position(0, 35))
+        assert d.message == (
+            "`acme` extends `startr`, which is not defined; did you mean `starter`?"
+            "\nhint: extend one of: starter"
+        )
+
+        actions = await client.text_document_code_action_async(
+            T.CodeActionParams(
+                T.TextDocumentIdentifier(uri),
+                d.range,
+                T.CodeActionContext(diagnostics=[d]),
+            )
+        )
+        assert actions is not None
+        (action,) = actions
+        assert isinstance(action, T.CodeAction)
+        assert action.title == "Change to `starter`"
+        assert action.edit is not None and action.edit.changes is not None
+        assert list(action.edit.changes[uri]) == [T.TextEdit(d.range, "starter")]
+
+        # Fix it by typing (a full-text change), badly laid out.
+        client.text_document_did_change(
+            T.DidChangeTextDocumentParams(
+                T.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                [T.TextDocumentContentChangeWholeDocument(text=ACME.replace("  base", "base"))],
+            )
+        )
+        assert await diagnostics_of(uri) == []
+
+        edits = await client.text_document_formatting_async(
+            T.DocumentFormattingParams(
+                T.TextDocumentIdentifier(uri), T.FormattingOptions(tab_size=2, insert_spaces=True)
+            )
+        )
+        assert list(edits or ()) == [
+            T.TextEdit(T.Range(T.Position(0, 0), T.Position(len(ACME.splitlines()), 0)), ACME)
+        ]
+
+        found = await client.text_document_definition_async(
+            T.DefinitionParams(T.TextDocumentIdentifier(uri), T.Position(0, 31))
+        )
+        catalog_uri = from_fs_path(str((tmp_path / "catalog.pricing").resolve()))
+        assert list(found or ()) == [  # type: ignore[arg-type]
+            T.Location(catalog_uri or "", T.Range(T.Position(4, 5), T.Position(4, 12)))
+        ]
+
+        hovered = await client.text_document_hover_async(
+            T.HoverParams(T.TextDocumentIdentifier(uri), T.Position(3, 20))
+        )
+        assert hovered is not None and isinstance(hovered.contents, T.MarkupContent)
+        assert hovered.contents.value.splitlines()[0] == (
+            "`mau_overage` = max(0, mau − 1000 included) × 0.12 per user"
+        )
+        assert hovered.range == T.Range(T.Position(3, 18), T.Position(3, 29))
+
+        completed = await client.text_document_completion_async(
+            T.CompletionParams(T.TextDocumentIdentifier(uri), T.Position(2, 9))
+        )
+        assert isinstance(completed, T.CompletionList)
+        assert [i.label for i in completed.items] == ["hipaa"]
+
+        lenses = await client.text_document_code_lens_async(
+            T.CodeLensParams(T.TextDocumentIdentifier(tests_uri))
+        )
+        assert lenses is not None
+        assert [(x.range.start.line, x.command.title if x.command else "") for x in lenses] == [
+            (0, "✓ test passes"),
+            (7, "✗ test fails: line 12: base amount: expected 1.00, got 529.00"),
+        ]
+
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
+
+    asyncio.run(session())
