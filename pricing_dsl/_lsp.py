@@ -15,6 +15,7 @@ layer converts them to the client's encoding (UTF-16 by default).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -314,14 +315,14 @@ def symbols(tree: A.File) -> Iterator[Symbol]:
             for stmt in _body(decl.body):
                 yield from _stmt_symbols(stmt, owner)
         elif isinstance(decl, A.TestDecl):
-            owner = decl.contract.text if decl.contract is not None else None
+            named = decl.contract.text if decl.contract is not None else None
             if decl.contract is not None:
-                yield Symbol("contract", owner or "", decl.contract.span, False, owner, decl)
+                yield Symbol("contract", named or "", decl.contract.span, False, named, decl)
             for key, _num in decl.usage:
-                yield Symbol("usage", key.text, key.span, False, owner, decl)
+                yield Symbol("usage", key.text, key.span, False, named, decl)
             for exp in decl.expectations:
                 if exp.field != "error":
-                    yield Symbol("line", exp.target.text, exp.target.span, False, owner, exp)
+                    yield Symbol("line", exp.target.text, exp.target.span, False, named, exp)
 
 
 def _stmt_symbols(stmt: A.Stmt, owner: str) -> Iterator[Symbol]:
@@ -416,10 +417,8 @@ def _where(span: Span, root: Path | None = None) -> str:
         return "standard rates"
     path = span.path
     if root is not None:
-        try:
+        with contextlib.suppress(ValueError):  # a file outside the folder keeps its path
             path = str(Path(path).relative_to(root))
-        except ValueError:
-            pass
     return f"{path}:{span.line}"
 
 
@@ -468,7 +467,8 @@ def _contract_hover(an: Analysis, c: ResolvedContract, root: Path | None) -> str
         out.append("")
         out.append(f"*{layer.label}* ({_where(layer.span, root)}):")
         for key, s in layer.patch.items():
-            out.append(f"- {_term_name(key)} = {_value_text(key, s.value)} ({_where(s.span, root)})")
+            value = _value_text(key, s.value)
+            out.append(f"- {_term_name(key)} = {value} ({_where(s.span, root)})")
     return "\n".join(out)
 
 
@@ -657,7 +657,7 @@ def _accepted_keywords(prefix: str) -> set[str] | None:
     try:
         ip = _lark().parse_interactive(prefix)
         ip.exhaust_lexer()
-        names = ip.accepts()
+        names = ip.accepts()  # type: ignore[no-untyped-call]
     except UnexpectedInput:
         return None
     return {kw for kw in (_keyword(n) for n in names) if kw}
@@ -712,8 +712,10 @@ def completions(an: Analysis, path: str, text: str, line: int, char: int) -> lis
     if last == "extends" or (in_test and tokens == ["contract"]):
         for cid, c in sorted(contracts.items()):
             add(cid, "contract", f"{c.kind} {c.name}")
-    elif last == "addons" or (tokens[:1] == ["addons"] and last.endswith(",")) or (
-        heads and tokens == ["addon"]
+    elif (
+        last == "addons"
+        or (tokens[:1] == ["addons"] and last.endswith(","))
+        or (heads and tokens == ["addon"])
     ):
         for aid, info in sorted(result.addons.items()):
             add(aid, "addon", info.name)
@@ -817,9 +819,9 @@ def quick_fixes(d: Diagnostic, text: str) -> list[Fix]:
         )
         return [Fix("Use straight double quotes", edits, d)] if edits else []
     if d.code == "E100" and d.message.startswith("unexpected space before `%`"):
-        m = re.search(r"[ \t]+\Z", src[: r.start_char])
-        if m is not None:
-            where = Range(r.start_line, m.start(), r.start_line, r.start_char)
+        space = re.search(r"[ \t]+\Z", src[: r.start_char])
+        if space is not None:
+            where = Range(r.start_line, space.start(), r.start_line, r.start_char)
             return [Fix("Remove the space before `%`", (Edit(d.path, where, ""),), d)]
     return []
 

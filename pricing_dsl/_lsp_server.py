@@ -104,7 +104,7 @@ class PricingServer(LanguageServer):
             start=ServerTextPosition(r.start_line, r.start_char),
             end=ServerTextPosition(r.end_line, r.end_char),
         )
-        return codec.range_to_client_units(lines, rng)  # type: ignore[no-any-return]
+        return codec.range_to_client_units(lines, rng)
 
     def from_client(self, pos: T.Position, text: str) -> tuple[int, int]:
         codec = self.workspace.position_codec
@@ -137,7 +137,7 @@ _KINDS = {
 }
 
 
-def build_server() -> PricingServer:  # noqa: C901 - one registration per feature
+def build_server() -> PricingServer:
     """The language server with every feature registered."""
     server = PricingServer()
 
@@ -219,9 +219,7 @@ def build_server() -> PricingServer:  # noqa: C901 - one registration per featur
             range=ls.to_client(where, text),
         )
 
-    @server.feature(
-        T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[" ", ","])
-    )
+    @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[" ", ","]))
     def completion(ls: PricingServer, params: T.CompletionParams) -> T.CompletionList:
         project, path = ls.located(params.text_document.uri)
         text = text_of(project, path)

@@ -273,7 +273,7 @@ Parse = Callable[[str, str], tuple[A.File | None, list[Diagnostic]]]
 def analyse(
     sources: Sequence[tuple[str, str]], warnings: bool = False, parse_file: Parse | None = None
 ) -> tuple[list[A.File], CheckResult, list[Diagnostic]]:
-    """Parse, check and (with ``warnings``) lint sources: the parsed files, the check, every finding.
+    """Parse, check and (with ``warnings``) lint sources: parsed files, the check, every finding.
 
     The one place that decides which findings a ruleset reports, shared by
     loading, `pricing check` and the language server.  ``parse_file(text,

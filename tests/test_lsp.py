@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
 import pytest
@@ -141,7 +140,8 @@ def test_definition_of_extends_addon_meter_and_test_contract(project: L.Project)
     assert L.definition(an, acme, 2, 10) == [L.Location(cat, L.Range(1, 6, 1, 11))]
     assert L.definition(an, tests, 8, 12) == [L.Location(acme, L.Range(0, 9, 0, 13))]
     # A custom meter's id in a clause, and its usage key in a test.
-    project.set_text(acme, ACME.replace("  addons hipaa\n", "  addons hipaa\n  sms 0.01 per message\n"))
+    with_sms = ACME.replace("  addons hipaa\n", "  addons hipaa\n  sms 0.01 per message\n")
+    project.set_text(acme, with_sms)
     an = project.analysis()
     assert L.definition(an, acme, 3, 3) == [L.Location(cat, L.Range(2, 6, 2, 9))]
 
@@ -190,9 +190,7 @@ def test_hover_on_a_line_code_shows_its_formula(project: L.Project) -> None:
     acme = path(project, "contracts/acme.pricing")
     text, where = L.hover(an, acme, 3, 20, project.root) or ("", None)
     assert where == L.Range(3, 18, 3, 29)
-    assert text.splitlines()[0] == (
-        "`mau_overage` = max(0, mau − 1000 included) × 0.12 per user"
-    )
+    assert text.splitlines()[0] == ("`mau_overage` = max(0, mau − 1000 included) × 0.12 per user")
     text, _ = L.hover(an, path(project, "tests.pricing"), 11, 10, project.root) or ("", None)
     assert text.startswith("`base` = 529.00 per month × months of the period")
 
@@ -279,7 +277,7 @@ def test_did_you_mean_offers_its_fix(project: L.Project) -> None:
 def test_curated_slips_offer_their_fixes(project: L.Project) -> None:
     text = 'contract b "B" extends starter {\n  mau included 1,000\n}\n'
     assert fixes(project, text) == [("Write `1_000`", [(L.Range(1, 15, 1, 20), "1_000")])]
-    text = 'contract b \u201cB\u201d extends starter {\n}\n'
+    text = "contract b \u201cB\u201d extends starter {\n}\n"
     assert fixes(project, text) == [
         ("Use straight double quotes", [(L.Range(0, 11, 0, 12), '"'), (L.Range(0, 13, 0, 14), '"')])
     ]
@@ -292,7 +290,11 @@ def test_code_lenses_show_pass_and_fail(project: L.Project) -> None:
     lenses = L.code_lenses(project.analysis(), path(project, "tests.pricing"))
     assert [(x.range, x.title, x.passed) for x in lenses] == [
         (L.Range(0, 0, 0, 0), "✓ test passes", True),
-        (L.Range(7, 0, 7, 0), "✗ test fails: line 12: base amount: expected 1.00, got 529.00", False),
+        (
+            L.Range(7, 0, 7, 0),
+            "✗ test fails: line 12: base amount: expected 1.00, got 529.00",
+            False,
+        ),
     ]
     assert "base amount: expected 1.00, got 529.00" in lenses[1].details
 
