@@ -160,6 +160,11 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_schema, subparser=p)
 
+    p = sub.add_parser(
+        "lsp", help="run the language server on standard input and output (for editors)"
+    )
+    p.set_defaults(func=_cmd_lsp, subparser=p)
+
     if command in sub.choices:
         # Rating one invoice should start fast: the metering and batch
         # packages are imported only when they may be asked for.
@@ -395,6 +400,19 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     )
     sys.stdout.write(_output.dumps(json.loads(text)))
     return 0
+
+
+def _cmd_lsp(args: argparse.Namespace) -> int:
+    # pygls is optional (the `lsp` extra): imported only when the server runs.
+    try:
+        from ._lsp_server import serve
+    except ImportError as exc:
+        sys.stderr.write(
+            f"pricing: error: the language server needs pygls ({exc}); "
+            "install it with: pip install 'pricing-dsl[lsp]'\n"
+        )
+        return 2
+    return serve()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import _ast as A
-from ._checker import check
+from ._checker import CheckResult, check
 from ._compile import CompiledContract, Shapes
 from ._errors import Diagnostic, PricingError, attach_source
 from ._invoice import Invoice
@@ -267,13 +267,23 @@ def _build(
             ]
 
 
-def _build_unpaused(
-    sources: Sequence[tuple[str, str]], warnings: bool
-) -> tuple[Ruleset | None, list[Diagnostic]]:
+Parse = Callable[[str, str], tuple[A.File | None, list[Diagnostic]]]
+
+
+def analyse(
+    sources: Sequence[tuple[str, str]], warnings: bool = False, parse_file: Parse | None = None
+) -> tuple[list[A.File], CheckResult, list[Diagnostic]]:
+    """Parse, check and (with ``warnings``) lint sources: parsed files, the check, every finding.
+
+    The one place that decides which findings a ruleset reports, shared by
+    loading, `pricing check` and the language server.  ``parse_file(text,
+    path)`` stands in for the parser, so a caller may reuse the trees of
+    files that have not changed (the language server does).
+    """
     files: list[A.File] = []
     diags: list[Diagnostic] = []
     for name, text in sources:
-        tree, errs = parse(text, name)
+        tree, errs = (parse_file or parse)(text, name)
         diags.extend(errs)
         if tree is not None:
             files.append(tree)
@@ -294,7 +304,13 @@ def _build_unpaused(
         )
     order = {name: i for i, (name, _) in enumerate(sources)}
     diags.sort(key=lambda d: (order.get(d.path, len(order)), d.line, d.column))
-    diags = attach_source(diags, dict(sources))
+    return files, result, attach_source(diags, dict(sources))
+
+
+def _build_unpaused(
+    sources: Sequence[tuple[str, str]], warnings: bool
+) -> tuple[Ruleset | None, list[Diagnostic]]:
+    _files, result, diags = analyse(sources, warnings)
     errors = [d for d in diags if d.severity == "error"]
     if errors:
         return None, diags
