@@ -127,7 +127,6 @@ def _valid(var: str, whole: bool) -> list[str]:
         "else:",
         f"  {var} = EXACT_VALUE({var}, {whole})",
         f"  if {var} is None: return None",
-        "  converted = True",
     ]
     return lines
 
@@ -227,7 +226,6 @@ def generate(plan: RatingPlan) -> tuple[str, tuple[Any, ...]]:
         "     contract = v.get('contract', MISSING)",
         "     if contract is not MISSING and (type(contract) is not str or not contract):",
         "       return None",
-        "     converted = False",
     ]
     body += src.lines
     body.append("     amounts = (" + "".join(f"{x}, " for x in amounts) + ")")
@@ -244,16 +242,10 @@ def generate(plan: RatingPlan) -> tuple[str, tuple[Any, ...]]:
             "     amounts = amounts + tuple(r[0] for r in adj)",
             "     for r in adj: t = add(t, r[0])",
         ]
-    # The usage is copied: the caller may reuse its dict for the next account.
-    # Converted values replace the originals, so the lines built later read
-    # exactly the numbers that were rated.
+    # The lines are built later from the values as rated (a tuple, in the
+    # plan's meter order), never from the caller's dict, which it may reuse.
+    values = "(" + "".join(f"u{n}, " for n in range(len(plan.meters))) + ")"
     body += [
-        "     data = v.copy()",
-        "     if converted:",
-        *(
-            f"       if {c.meter.usage_key!r} in v: data[{c.meter.usage_key!r}] = u{n}"
-            for n, c in enumerate(plan.meters)
-        ),
         # The Invoice is built here, slot by slot: a call fewer per account, which shows next
         # to a hand-written rater (benchmarks/bench_contracts.py).
         "     inv = NEW(INVOICE)",
@@ -263,7 +255,7 @@ def generate(plan: RatingPlan) -> tuple[str, tuple[Any, ...]]:
         "     inv._codes = CODES",
         "     inv._amounts = amounts",
         "     inv._total = t",
-        "     inv._build = (LINES, data, period, account)",
+        f"     inv._build = (LINES, {values}, period, account)",
         "     return inv",
         "  except ArithmeticError:",
         "     return None",
@@ -342,18 +334,24 @@ class _Lines:
         self.plan = plan
 
     def lines(
-        self, data: Mapping[str, Any], period: Period | None, account: str | None
+        self, values: tuple[int | Decimal, ...], period: Period | None, account: str | None
     ) -> tuple[Line, ...]:
-        return self.contract.reference(data, period, account).lines
+        """The interpreter's lines, with explanations, for the values the fast path rated."""
+        usage = {
+            c.meter.usage_key: Decimal(u) for c, u in zip(self.plan.meters, values, strict=True)
+        }
+        return self.contract.reference(usage, period, account).lines
 
-    def items(self, data: Mapping[str, Any], amounts: tuple[Decimal, ...]) -> tuple[Item, ...]:
+    def items(
+        self, values: tuple[int | Decimal, ...], amounts: tuple[Decimal, ...]
+    ) -> tuple[Item, ...]:
         plan = self.plan
         head: list[tuple[str, str, Decimal, str, Decimal | None]] = []
         if plan.base is not None:
             head.append((plan.base.code, plan.base.description, _ONE, "month", plan.base.price))
-        for charge in plan.meters:
+        for charge, value in zip(plan.meters, values, strict=True):
             meter = charge.meter
-            used = Decimal(data.get(meter.usage_key, 0))
+            used = Decimal(value)
             billable = max(_ZERO, CONTEXT.subtract(used, charge.allowance.free()))
             price: Decimal | None = None
             if charge.mode == "flat":
@@ -519,5 +517,4 @@ class CompiledContract:
         self, data: Mapping[str, Any], period: Period | None, account: str | None
     ) -> Invoice:
         """The interpreter's invoice for usage the fast path rated (for its lines)."""
-        values = {k: Decimal(x) for k, x in data.items() if k in self.keys}
-        return rate(self.c, Usage(values, period, None, account), self.catalog, self.plans)
+        return rate(self.c, Usage(data, period, None, account), self.catalog, self.plans)
