@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -402,3 +403,69 @@ def test_a_clean_contract_never_rates_below_the_floor(
                 net -= usage_pct * line.amount / usage_total
         # Two roundings (the line and its discount) move it by at most half a cent each.
         assert net >= floor * line.quantity - Decimal("0.015"), (body, mau, period)
+
+
+# ------------------------------------------------------- pricing check --approvals
+
+
+def test_check_approvals_lists_the_shipped_exceptions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pricing_dsl._cli import main
+
+    from .conftest import RULESETS
+
+    assert main(["check", "--approvals", str(RULESETS)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == [
+        "Contract",
+        "Term",
+        "Policy",
+        "limit",
+        "Effective",
+        "Reference",
+        "Approved",
+        "at",
+    ]
+    assert out[1].split()[:7] == ["globex", "mau", "overage", "at", "least", "0.06", "per"]
+    assert "FIN-2026-014 (down to 0.05 per user)" in out[1]
+    assert "FIN-2026-015" in out[2]
+    assert out[-1] == "2 recorded exceptions"
+
+
+def test_check_approvals_json_matches_its_schema(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import jsonschema
+    from referencing import Registry, Resource
+
+    from pricing_dsl._cli import main
+
+    from .conftest import ROOT, RULESETS
+
+    assert main(["check", "--approvals", "--format", "json", str(RULESETS)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    schemas = ROOT / "pricing_dsl" / "schemas"
+    schema = json.loads((schemas / "approvals.schema.json").read_text())
+    diag = json.loads((schemas / "diagnostics.schema.json").read_text())
+    registry: Registry[Any] = Registry().with_resource(diag["$id"], Resource.from_contents(diag))
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(report)
+    assert report["ok"] is True
+    assert [(e["contract"], e["term"], e["reference"]) for e in report["exceptions"]] == [
+        ("globex", "mau overage", "FIN-2026-014"),
+        ("globex", "video", "FIN-2026-015"),
+    ]
+    assert report["exceptions"][1]["effective"] == "0 per minute"
+    assert report["exceptions"][1]["limit"] == "at least 0.0015 per minute"
+
+
+def test_check_approvals_with_errors_lists_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pricing_dsl._cli import main
+
+    path = DATA / "acceptance" / "guardrails-9001" / "ruleset.pricing"
+    assert main(["check", "--approvals", "--format", "json", str(path)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["exceptions"] == []
+    assert [d["code"] for d in report["diagnostics"]] == ["E241", "E241"]
