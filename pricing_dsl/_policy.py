@@ -296,7 +296,8 @@ class _PolicyChecker:
                         "E240",
                         f"`{meter.id}` is priced per {meter.unit}, not per {lim.unit.text}",
                         lim.unit.span,
-                        hint=f"write `{meter.id} at least {lim.value.text} per {meter.unit}`",
+                        hint=f"write `{meter.id}{' overage' if lim.overage else ''} at least "
+                        f"{lim.value.text} per {meter.unit}`",
                     )
                     return None
                 subject = meter.id + (" overage" if lim.overage else "")
