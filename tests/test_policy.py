@@ -469,3 +469,67 @@ def test_check_approvals_with_errors_lists_none(
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is False and report["exceptions"] == []
     assert [d["code"] for d in report["diagnostics"]] == ["E241", "E241"]
+
+
+# ------------------------------------------------------------- export and fmt
+
+
+def test_export_includes_policies_and_approvals() -> None:
+    import jsonschema
+
+    from pricing_dsl._export import export
+
+    from .conftest import ROOT, RULESETS
+
+    rules = pricing_dsl_load(RULESETS)
+    data = export(rules, "globex")
+    schema = json.loads((ROOT / "pricing_dsl" / "schemas" / "export.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(data)
+    [policy] = data["policies"]
+    assert policy["name"] == "Finance limits 2026"
+    assert policy["limits"][0] == {
+        "kind": "floor",
+        "term": "mau overage",
+        "limit": "at least 0.06 per user",
+        "value": "0.06",
+        "targets": [],
+        "currency": "USD",
+        "source": f"{RULESETS / 'policy.pricing'}:7:3",
+    }
+    assert [(a["reference"], a["for"], a["bound"]) for a in data["contracts"][0]["approvals"]] == [
+        ("FIN-2026-014", "mau overage", "down to 0.05 per user"),
+        ("FIN-2026-015", "video", "down to 0 per minute"),
+    ]
+
+
+def pricing_dsl_load(path: object) -> Ruleset:
+    from pricing_dsl import load
+
+    return load(str(path))
+
+
+def test_fmt_lays_out_policies_and_approvals() -> None:
+    from pricing_dsl._format import format_text
+
+    messy = (
+        'policy   "P"  {\n'
+        "mau   overage at least 0.06 per user\n"
+        "      discount at most 20%  on usage ,addons\n"
+        "term at most 36   months\n"
+        "}\n"
+        "contract c extends pro {\n"
+        '     approved "FIN-1"   for mau overage   down to 0.05 per user\n'
+        "}\n"
+    )
+    tidy = (
+        'policy "P" {\n'
+        "  mau overage at least 0.06 per user\n"
+        "  discount at most 20% on usage, addons\n"
+        "  term at most 36 months\n"
+        "}\n"
+        "contract c extends pro {\n"
+        '  approved "FIN-1" for mau overage down to 0.05 per user\n'
+        "}\n"
+    )
+    assert format_text(messy) == tidy
+    assert format_text(tidy) == tidy
