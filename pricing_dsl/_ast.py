@@ -244,6 +244,38 @@ class FromBlock:
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalLimit:
+    """How far an approval goes.
+
+    ``down to PRICE per UNIT``, ``down to P%``, ``up to N [UNIT]`` or ``up to P%``.
+    """
+
+    direction: str  # "down" | "up"
+    value: Number
+    percent: bool
+    unit: Word | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedStmt:
+    """``approved "REF" for SUBJECT [LIMIT]``: a recorded exception to a policy limit.
+
+    ``aspect`` is what the subject names: ``"meter"`` (``mau``), ``"rate"``
+    (``mau overage``), ``"included"`` (``mau included``), ``"discount"`` or ``"term"``;
+    ``meter`` is None for the last two.
+    """
+
+    reference: str
+    reference_span: Span
+    meter: Word | None
+    aspect: str
+    subject_span: Span
+    limit: ApprovalLimit | None
+    span: Span
+
+
 Stmt = (
     CurrencyStmt
     | RoundingStmt
@@ -259,6 +291,7 @@ Stmt = (
     | DiscountFixed
     | CapStmt
     | MinimumStmt
+    | ApprovedStmt
 )
 
 
@@ -297,7 +330,39 @@ class TestDecl:
     span: Span
 
 
-Decl = CurrencyStmt | RoundingStmt | AddonStmt | MeterDecl | PlanDecl | TestDecl
+# ------------------------------------------------------------------ policies
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyLimit:
+    """One limit of a policy.
+
+    ``kind`` is ``"floor"`` (``METER [overage] at least PRICE per UNIT``),
+    ``"percent"`` (``METER at least P%``), ``"included"`` (``METER included at
+    most N [UNIT]``), ``"discount"`` (``discount at most P% on TARGET, …``) or
+    ``"term"`` (``term at most N months``).
+    """
+
+    kind: str
+    meter: Word | None
+    overage: bool
+    value: Number
+    unit: Word | None
+    targets: tuple[Word, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecl:
+    """``policy "NAME" { limits }``: limits every contract of the ruleset is held to."""
+
+    name: str
+    name_span: Span
+    limits: tuple[PolicyLimit, ...]
+    span: Span
+
+
+Decl = CurrencyStmt | RoundingStmt | AddonStmt | MeterDecl | PlanDecl | PolicyDecl | TestDecl
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,8 +58,17 @@ _STANDARD_USD: dict[str, Decimal] = {
 _STANDARD_CONCURRENCY_PERCENT = Decimal(5)
 
 # Statements that may only appear directly in a plan or contract body.
-_BODY_ONLY = (A.CurrencyStmt, A.RoundingStmt, A.TermStmt, A.ProrateStmt, A.FromBlock, A.WhenBlock)
+_BODY_ONLY = (
+    A.CurrencyStmt,
+    A.RoundingStmt,
+    A.TermStmt,
+    A.ProrateStmt,
+    A.FromBlock,
+    A.WhenBlock,
+    A.ApprovedStmt,
+)
 _WHAT = {
+    A.ApprovedStmt: "`approved`",
     A.CurrencyStmt: "`currency`",
     A.RoundingStmt: "`rounding`",
     A.TermStmt: "`term`",
@@ -353,6 +362,8 @@ class _Checker:
             return []
         if isinstance(stmt, A.CurrencyStmt):
             return []  # handled when the currency is resolved
+        if isinstance(stmt, A.ApprovedStmt):
+            return []  # an exception to a policy, not a term: checked by _policy
         if isinstance(stmt, A.RoundingStmt):
             mode = self.check_rounding(stmt)
             return [(("rounding",), Sourced(mode, stmt.span))] if mode else []

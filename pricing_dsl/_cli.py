@@ -18,7 +18,7 @@ from ._usage import load_usage_file
 __all__ = ["main"]
 
 
-_SCHEMAS = ("usage", "invoice", "export", "diagnostics")
+_SCHEMAS = ("usage", "invoice", "export", "diagnostics", "approvals")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +48,11 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_paths(p)
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument(
+        "--approvals",
+        action="store_true",
+        help="also list every policy exception that an `approved` clause records",
+    )
     p.set_defaults(func=_cmd_check, subparser=p)
 
     p = sub.add_parser("rate", help="rate one period of usage for a contract")
@@ -200,6 +205,8 @@ def _report(diags: Sequence[Diagnostic], fmt: str, out: TextIO) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     ruleset, diags = check_paths(*args.paths, warnings=True)
     errors = [d for d in diags if d.severity == "error" or args.strict]
+    if args.approvals:
+        return _check_approvals(args, ruleset, diags, bool(errors))
     _report(diags, args.format, sys.stdout if args.format != "text" else sys.stderr)
     if errors:
         if args.format == "text":
@@ -212,6 +219,36 @@ def _cmd_check(args: argparse.Namespace) -> int:
             f"ok: {len(ruleset.files)} file{'s' if len(ruleset.files) != 1 else ''}, "
             f"{n} plan{'s' if n != 1 else ''} or contract{'s' if n != 1 else ''}\n"
         )
+    return 0
+
+
+def _check_approvals(
+    args: argparse.Namespace, ruleset: Ruleset | None, diags: Sequence[Diagnostic], failed: bool
+) -> int:
+    """`pricing check --approvals`: the diagnostics, then the audit list of recorded exceptions."""
+    exceptions = () if ruleset is None or failed else ruleset.exceptions
+    if args.format == "json":
+        # One document, so the list and the findings cannot be mixed up.
+        sys.stdout.write(
+            _output.dumps(
+                {
+                    "ok": not failed,
+                    "exceptions": [e.to_dict() for e in exceptions],
+                    "diagnostics": [d.to_dict() for d in diags],
+                }
+            )
+        )
+        return 1 if failed else 0
+    _report(diags, args.format, sys.stdout if args.format != "text" else sys.stderr)
+    if failed:
+        if args.format == "text":
+            n = sum(1 for d in diags if d.severity == "error" or args.strict)
+            sys.stderr.write(f"{n} error{'s' if n != 1 else ''}; no list of approvals\n")
+        return 1
+    if args.format == "github":
+        sys.stdout.write(_output.exceptions_github(exceptions))
+    else:
+        sys.stdout.write(_output.exceptions_text(exceptions))
     return 0
 
 

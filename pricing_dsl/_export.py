@@ -116,6 +116,15 @@ def _contract(c: ResolvedContract, rules: Ruleset) -> dict[str, Any]:
             for a in (addons.value if addons else ())
         ],
         "layers": layers,
+        "approvals": [
+            {
+                "reference": a.reference,
+                "for": a.subject,
+                "bound": a.bound_text or None,
+                "source": f"{a.span.path}:{a.span.line}:{a.span.column}",
+            }
+            for a in rules.approvals.get(c.id, ())
+        ],
     }
 
 
@@ -135,4 +144,23 @@ def export(rules: Ruleset, contract_id: str | None = None) -> dict[str, Any]:
             for m in rules.meters
         ],
         "contracts": [_contract(rules.contract(cid), rules) for cid in ids],
+        "policies": [
+            {
+                "name": p.name,
+                "source": f"{p.span.path}:{p.span.line}:{p.span.column}",
+                "limits": [
+                    {
+                        "kind": lim.kind,
+                        "term": lim.subject,
+                        "limit": lim.text,
+                        "value": decimal_text(lim.value),
+                        "targets": list(lim.targets),
+                        "currency": lim.currency,
+                        "source": f"{lim.span.path}:{lim.span.line}:{lim.span.column}",
+                    }
+                    for lim in p.limits
+                ],
+            }
+            for p in rules.policies
+        ],
     }

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import Diagnostic
 from ._invoice import Invoice, Line, decimal_text
+
+if TYPE_CHECKING:
+    from ._policy import RecordedException
 
 __all__ = ["diagnostics_text", "invoice_json", "invoice_text"]
 
@@ -124,3 +127,42 @@ def diagnostics_github(diags: Iterable[Diagnostic]) -> str:
 
 def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def exceptions_text(exceptions: Sequence[RecordedException]) -> str:
+    """The recorded policy exceptions as a table (`pricing check --approvals`)."""
+    if not exceptions:
+        return "no recorded exceptions\n"
+    head = ("Contract", "Term", "Policy limit", "Effective", "Reference", "Approved at")
+    rows = [head]
+    for e in exceptions:
+        d = e.to_dict()
+        limit = f"{d['limit']} ({d['policy']})"
+        ref = d["reference"] + (f" ({d['approved_limit']})" if d["approved_limit"] else "")
+        rows.append((d["contract"], d["term"], limit, d["effective"], ref, d["approval"]))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
+    out = []
+    for r in rows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    n = len(exceptions)
+    out.append(f"{n} recorded exception{'s' if n != 1 else ''}")
+    return "\n".join(out) + "\n"
+
+
+def exceptions_github(exceptions: Sequence[RecordedException]) -> str:
+    """One GitHub Actions notice per recorded exception, at its `approved` clause."""
+    out = []
+    for e in exceptions:
+        a, f = e.approval, e.finding
+        props = [
+            f"file={_escape_github(a.span.path, True)}",
+            f"line={a.span.line}",
+            f"col={a.span.column}",
+            f"title={_escape_github('approved ' + a.reference, True)}",
+        ]
+        message = (
+            f"`{f.contract}`: {f.term} {f.effective}, policy limit {f.limit.text} "
+            f"({f.limit.policy}), approved as {a.reference}"
+        )
+        out.append(f"::notice {','.join(props)}::{_escape_github(message)}\n")
+    return "".join(out)

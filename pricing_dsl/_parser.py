@@ -270,6 +270,89 @@ class _Builder(Transformer[Token, Any]):
     def on_minimum(self, meta: Any, c: list[Any]) -> A.MinimumStmt:
         return A.MinimumStmt(c[0], self._opt_word(c[1]), self._word(c[2]), self._mspan(meta))
 
+    # -- policies and approvals
+    def on_policy(self, meta: Any, c: list[Any]) -> A.PolicyDecl:
+        return A.PolicyDecl(
+            self._string(c[0]) or "", self._tspan(c[0]), tuple(c[1:]), self._mspan(meta)
+        )
+
+    def on_limit_floor(self, meta: Any, c: list[Any]) -> A.PolicyLimit:
+        meter, overage, price, unit = c
+        return A.PolicyLimit(
+            "floor",
+            self._word(meter),
+            overage is not None,
+            price,
+            self._word(unit),
+            (),
+            self._mspan(meta),
+        )
+
+    def on_limit_percent(self, meta: Any, c: list[Token]) -> A.PolicyLimit:
+        return A.PolicyLimit(
+            "percent", self._word(c[0]), False, self._percent(c[1]), None, (), self._mspan(meta)
+        )
+
+    def on_limit_included(self, meta: Any, c: list[Any]) -> A.PolicyLimit:
+        meter, qty, unit = c
+        return A.PolicyLimit(
+            "included",
+            self._word(meter),
+            False,
+            self._number(qty),
+            self._opt_word(unit),
+            (),
+            self._mspan(meta),
+        )
+
+    def on_limit_discount(self, meta: Any, c: list[Any]) -> A.PolicyLimit:
+        return A.PolicyLimit(
+            "discount", None, False, self._percent(c[0]), None, tuple(c[1:]), self._mspan(meta)
+        )
+
+    def on_limit_term(self, meta: Any, c: list[Token]) -> A.PolicyLimit:
+        return A.PolicyLimit(
+            "term", None, False, self._number(c[0]), self._word(c[1]), (), self._mspan(meta)
+        )
+
+    def on_approved_stmt(self, meta: Any, c: list[Any]) -> A.ApprovedStmt:
+        ref, (meter, aspect, subject_span), limit = c
+        return A.ApprovedStmt(
+            self._string(ref) or "",
+            self._tspan(ref),
+            meter,
+            aspect,
+            subject_span,
+            limit,
+            self._mspan(meta),
+        )
+
+    def on_subject_meter(self, meta: Any, c: list[Any]) -> tuple[A.Word, str, Span]:
+        return (self._word(c[0]), "meter" if c[1] is None else "rate", self._mspan(meta))
+
+    def on_subject_included(self, meta: Any, c: list[Token]) -> tuple[A.Word, str, Span]:
+        return (self._word(c[0]), "included", self._mspan(meta))
+
+    def on_subject_discount(self, meta: Any, c: list[Any]) -> tuple[None, str, Span]:
+        return (None, "discount", self._mspan(meta))
+
+    def on_subject_term(self, meta: Any, c: list[Any]) -> tuple[None, str, Span]:
+        return (None, "term", self._mspan(meta))
+
+    def on_down_to_price(self, meta: Any, c: list[Any]) -> A.ApprovalLimit:
+        return A.ApprovalLimit("down", c[0], False, self._word(c[1]), self._mspan(meta))
+
+    def on_down_to_percent(self, meta: Any, c: list[Token]) -> A.ApprovalLimit:
+        return A.ApprovalLimit("down", self._percent(c[0]), True, None, self._mspan(meta))
+
+    def on_up_to_number(self, meta: Any, c: list[Any]) -> A.ApprovalLimit:
+        return A.ApprovalLimit(
+            "up", self._number(c[0]), False, self._opt_word(c[1]), self._mspan(meta)
+        )
+
+    def on_up_to_percent(self, meta: Any, c: list[Token]) -> A.ApprovalLimit:
+        return A.ApprovalLimit("up", self._percent(c[0]), True, None, self._mspan(meta))
+
     # -- expressions
     def on_number(self, meta: Any, c: list[Token]) -> A.NumberExpr:
         return A.NumberExpr(self._number(c[0]), self._mspan(meta))

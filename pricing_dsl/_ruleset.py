@@ -20,6 +20,7 @@ from ._errors import Diagnostic, PricingError, attach_source
 from ._invoice import Invoice
 from ._parser import parse
 from ._plan import Catalog, Plans
+from ._policy import Approval, Policy, PolicyResult, RecordedException, check_policies
 from ._rating import issue_invoice, rate
 from ._suggest import did_you_mean
 from ._terms import AddonInfo, MeterInfo, ResolvedContract
@@ -44,6 +45,14 @@ class Ruleset:
     addons: Mapping[str, AddonInfo]
     tests: tuple[A.TestDecl, ...]
     files: tuple[str, ...]
+    # Finance guardrails (`_policy.py`): the policies, each contract's
+    # approvals, and the policy violations those approvals turned into
+    # recorded exceptions.
+    policies: tuple[Policy, ...] = ()
+    approvals: Mapping[str, tuple[Approval, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    exceptions: tuple[RecordedException, ...] = ()
     # Caches filled on first use.  Only ever added to, and each entry is
     # built from immutable data, so a race can at worst build one twice.
     _compiled: dict[str, CompiledContract] = field(default_factory=dict, repr=False, compare=False)
@@ -288,15 +297,20 @@ def analyse(
         if tree is not None:
             files.append(tree)
     result = check(files)
+    policy = PolicyResult()
     # Semantic errors are only trustworthy when every file parsed; a file with a
     # syntax error may hold the very definition another file refers to.
     if not diags:
         diags.extend(result.diagnostics)
+        # Policies judge resolved contracts, so they run after the checker.
+        policy = check_policies(files, result)
+        diags.extend(policy.errors)
         if warnings and not diags:
             from ._lint import lint
 
             texts = {name: text.splitlines() for name, text in sources}
             diags.extend(d for d in lint(files, result) if not _allowed(d, texts))
+            diags.extend(d for d in policy.warnings if not _allowed(d, texts))
     else:
         parsed = {f.path for f in files}
         diags.extend(
@@ -321,6 +335,9 @@ def _build_unpaused(
             addons=result.addons,
             tests=result.tests,
             files=tuple(name for name, _ in sources),
+            policies=policy.policies,
+            approvals=MappingProxyType(dict(policy.approvals)),
+            exceptions=policy.exceptions,
         ),
         diags,
     )
