@@ -33,6 +33,7 @@ import sys
 import tempfile
 import types
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,13 +86,11 @@ def dump_ruleset(rules: Ruleset, *, tests: bool = True) -> bytes:
     """
     from ._ruleset import Ruleset
 
-    bare = Ruleset(
-        contracts=rules.contracts,
-        meters=rules.meters,
-        addons=rules.addons,
-        tests=rules.tests if tests else (),
-        files=rules.files,
-    )
+    # Every data field (a new one is never forgotten); the caches start empty.
+    data = {f.name: getattr(rules, f.name) for f in fields(Ruleset) if not f.name.startswith("_")}
+    if not tests:
+        data["tests"] = ()
+    bare = Ruleset(**data)
     buf = io.BytesIO()
     pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.dispatch_table = {**copyreg.dispatch_table, types.MappingProxyType: _reduce_proxy}

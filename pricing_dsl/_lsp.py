@@ -229,7 +229,7 @@ def analyse_sources(sources: Sequence[tuple[str, str]], parse_file: Any = None) 
     texts = dict(sources)
     with _no_gc_pauses():
         try:
-            files, result, diags = analyse(sources, warnings=True, parse_file=parse_file)
+            files, result, _policy, diags = analyse(sources, warnings=True, parse_file=parse_file)
         except RecursionError:
             files, result = [], _empty_result()
             diags = [

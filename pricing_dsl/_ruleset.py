@@ -281,8 +281,8 @@ Parse = Callable[[str, str], tuple[A.File | None, list[Diagnostic]]]
 
 def analyse(
     sources: Sequence[tuple[str, str]], warnings: bool = False, parse_file: Parse | None = None
-) -> tuple[list[A.File], CheckResult, list[Diagnostic]]:
-    """Parse, check and (with ``warnings``) lint sources: parsed files, the check, every finding.
+) -> tuple[list[A.File], CheckResult, PolicyResult, list[Diagnostic]]:
+    """Parse, check and (with ``warnings``) lint sources: files, check, policies, findings.
 
     The one place that decides which findings a ruleset reports, shared by
     loading, `pricing check` and the language server.  ``parse_file(text,
@@ -318,13 +318,13 @@ def analyse(
         )
     order = {name: i for i, (name, _) in enumerate(sources)}
     diags.sort(key=lambda d: (order.get(d.path, len(order)), d.line, d.column))
-    return files, result, attach_source(diags, dict(sources))
+    return files, result, policy, attach_source(diags, dict(sources))
 
 
 def _build_unpaused(
     sources: Sequence[tuple[str, str]], warnings: bool
 ) -> tuple[Ruleset | None, list[Diagnostic]]:
-    _files, result, diags = analyse(sources, warnings)
+    _files, result, policy, diags = analyse(sources, warnings)
     errors = [d for d in diags if d.severity == "error"]
     if errors:
         return None, diags

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from unittest import mock
@@ -56,6 +57,22 @@ def test_a_second_load_reads_the_checked_ruleset_back(folder: Path, ruleset: Pat
     usage = {"period": "2026-08", "mau": 150}
     assert second.rate("p", usage).to_dict() == first.rate("p", usage).to_dict()
     assert second.rate("p", usage).total == Decimal("35.00")  # 10.00 + 50 x 0.50
+
+
+def test_every_field_of_a_ruleset_survives_the_cache(folder: Path) -> None:
+    fresh = pricing_dsl.load("rulesets")
+    pricing_dsl.load("rulesets", cache=True)
+    cached = pricing_dsl.load("rulesets", cache=True)
+    assert cached is not fresh
+    # Every data field, compared by value; the caches are not data.
+    names = [f.name for f in dataclasses.fields(fresh) if not f.name.startswith("_")]
+    assert {"contracts", "policies", "approvals", "exceptions"} <= set(names)
+    for name in names:
+        got, want = getattr(cached, name), getattr(fresh, name)
+        if isinstance(want, Mapping):
+            got, want = dict(got), dict(want)
+        assert got == want, name
+    assert cached.exceptions  # the shipped rulesets record approved exceptions
 
 
 def test_a_changed_file_is_checked_again(folder: Path, ruleset: Path) -> None:
