@@ -205,3 +205,11 @@ def test_the_python_api_snippet_shows_what_it_returns(monkeypatch: pytest.Monkey
     assert namespace["invoice"].total == API_TOTAL
     # The error example prints rendered diagnostics, not a traceback.
     assert printed.getvalue().count("p.pricing:1:") == 2
+
+
+def test_ci_also_lints_and_type_checks() -> None:
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ".venv/bin/pip install -q '.[dev]'" in ci
+    for tool in ("ruff check", "ruff format --check"):
+        assert f".venv/bin/{tool} pricing_dsl tests benchmarks" in ci
+    assert ".venv/bin/mypy" in ci
