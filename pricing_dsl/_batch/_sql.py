@@ -33,6 +33,7 @@ from .._compile import _allowance
 from .._decimal import CONTEXT, ROUNDING
 from .._invoice import decimal_text
 from .._rating import Catalog, _hit, adjustment_plan
+from .._sqlquote import sql_string as sql_string  # re-exported: _duck and _python use it
 from .._terms import RateSpec, ResolvedContract, Sourced, TermKey
 
 __all__ = [
@@ -57,11 +58,6 @@ _ZERO = Decimal(0)
 
 class NotCompilable(Exception):
     """Why a contract (or a variant) cannot be rated in SQL."""
-
-
-def sql_string(s: str) -> str:
-    """A SQL string literal."""
-    return "'" + s.replace("'", "''") + "'"
 
 
 # ------------------------------------------------------------- numbers

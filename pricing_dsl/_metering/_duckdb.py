@@ -14,20 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._errors import Diagnostic, PricingError
+from .._sqlquote import sql_ident as _ident
+from .._sqlquote import sql_string as _literal
 from ._inputs import Column, Source, check_columns, first_line
 from ._options import MeterOptions
 
 __all__ = ["DuckDBEngine"]
 
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _family(role: str, sql_type: str) -> str:
