@@ -93,7 +93,7 @@ def test_disabled_progress_draws_nothing() -> None:
 
 
 def test_sql_quoting_round_trips_through_duckdb() -> None:
-    awkward = "it's \"quoted\"; -- not a comment"
+    awkward = 'it\'s "quoted"; -- not a comment'
     con = duckdb.connect()
     try:
         row = con.execute(f"SELECT {sql_string(awkward)} AS {sql_ident(awkward)}").fetchone()
