@@ -105,7 +105,9 @@ def test_readme_opens_with_two_commands() -> None:
 
 def test_ci_runs_the_readme_test_command() -> None:
     _, test = commands()
-    assert test in (ROOT / ".ci" / "run").read_text()
+    # Any failure in the chain must end the run: `set -e` alone ignores all but
+    # the chain's last command, and the linters run after it.
+    assert f"\n{test} || exit 1\n" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_the_run_command_names_files_that_exist() -> None:
