@@ -37,9 +37,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+
+from acme_terms import CENT, CONC_ALLOWANCE, CONC_RATE, MAU_INCLUDED, MAU_RATE, VIDEO, VOICE, ZERO
 
 import pricing_dsl
 from pricing_dsl._batch import run_batch
@@ -47,16 +49,6 @@ from pricing_dsl._batch._rows import COLUMNS  # the output layout the baseline m
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# acme, by hand: the terms of rulesets/contracts/acme.pricing for 2026-08.
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
-BASE = Decimal("529.00")
-MAU_INCLUDED = Decimal(25000)
-MAU_RATE = Decimal("0.09")
-CONC_ALLOWANCE = (MAU_INCLUDED * Decimal(8) / 100).to_integral_value(ROUND_FLOOR)
-CONC_RATE = Decimal("1.00")
-VOICE = Decimal("0.001")
-VIDEO = Decimal("0.003")
 FIXED = (
     ("base", "Base fee (Acme Health, MSA 2026-07)", "1", "month", "529.00", "529.00"),
     ("addon.hipaa", "HIPAA compliance", "1", "month", "500.00", "500.00"),

@@ -15,24 +15,26 @@ import argparse
 import random
 import sys
 import time
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
+
+from acme_terms import (
+    BASE,
+    CENT,
+    CONC_ALLOWANCE,
+    CONC_RATE,
+    E2E,
+    HIPAA,
+    MAU_INCLUDED,
+    MAU_RATE,
+    VIDEO,
+    VOICE,
+    ZERO,
+)
 
 import pricing_dsl
 
 ROOT = Path(__file__).resolve().parent.parent
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
-
-BASE = Decimal("529.00")
-MAU_INCLUDED = Decimal(25000)
-MAU_RATE = Decimal("0.09")
-CONC_PCT = Decimal(8)
-CONC_RATE = Decimal("1.00")
-VOICE = Decimal("0.001")
-VIDEO = Decimal("0.003")
-HIPAA = Decimal("500.00")
-E2E = Decimal("250.00")
 
 
 def baseline(usage: dict[str, object]) -> tuple[dict[str, Decimal], Decimal]:
@@ -41,11 +43,10 @@ def baseline(usage: dict[str, object]) -> tuple[dict[str, Decimal], Decimal]:
     peak = Decimal(usage.get("peak_connections", 0))  # type: ignore[arg-type]
     voice = Decimal(usage.get("voice_minutes", 0))  # type: ignore[arg-type]
     video = Decimal(usage.get("video_minutes", 0))  # type: ignore[arg-type]
-    allowance = (MAU_INCLUDED * CONC_PCT / 100).to_integral_value(ROUND_FLOOR)
     lines = {
         "base": BASE.quantize(CENT, ROUND_HALF_UP),
         "mau_overage": (max(ZERO, mau - MAU_INCLUDED) * MAU_RATE).quantize(CENT, ROUND_HALF_UP),
-        "concurrency_overage": (max(ZERO, peak - allowance) * CONC_RATE).quantize(
+        "concurrency_overage": (max(ZERO, peak - CONC_ALLOWANCE) * CONC_RATE).quantize(
             CENT, ROUND_HALF_UP
         ),
         "voice": (voice * VOICE).quantize(CENT, ROUND_HALF_UP),

@@ -323,9 +323,8 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
 def _cmd_fmt(args: argparse.Namespace) -> int:
     import difflib
-    import os
-    import tempfile
 
+    from ._files import write_atomic
     from ._format import format_text
     from ._ruleset import _expand, _read
 
@@ -353,15 +352,7 @@ def _cmd_fmt(args: argparse.Namespace) -> int:
                 )
             )
         else:
-            # Write next to the file, then rename: a crash never leaves half a file.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(new)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            write_atomic(path, new)  # a crash never leaves half a file
             sys.stderr.write(f"reformatted {path}\n")
     if errors:
         from ._errors import attach_source

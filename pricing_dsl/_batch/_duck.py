@@ -31,6 +31,7 @@ from .._duckdb import connect
 from .._invoice import decimal_text
 from .._rating import Catalog
 from .._ruleset import Ruleset
+from .._sqlquote import sql_ident as _ident
 from .._terms import MeterInfo
 from .._usage import FIRST_YEAR, LAST_YEAR, Period
 from ._progress import Progress
@@ -280,10 +281,6 @@ def _parquet_value(name: str, typ: str, m: MeterInfo, i: int) -> str:
     else:
         return f"CASE WHEN {c} IS NULL THEN {_dec('0')} END AS m{i}"
     return f"CASE WHEN {c} IS NULL THEN {_dec('0')} WHEN {test} THEN {_dec(c)} END AS m{i}"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _parquet_parse(

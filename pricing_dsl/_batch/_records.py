@@ -17,6 +17,7 @@ from typing import Any
 
 from .._errors import Diagnostic, PricingError
 from .._ruleset import Ruleset
+from .._sqlquote import sql_string
 from .._usage import _read_json
 from ._rows import Row, invoice_rows
 
@@ -249,7 +250,7 @@ def parquet_rows(con: Any, path: str, wanted: str | None = None) -> Iterator[Rec
     ``wanted``, if given, is SQL that selects the 0-based row numbers to read.
     A null is a missing value.
     """
-    source = f"read_parquet({_sql_text(path)}, file_row_number = true)"
+    source = f"read_parquet({sql_string(path)}, file_row_number = true)"
     where = "" if wanted is None else f" WHERE file_row_number IN ({wanted})"
     cur = con.execute(f"SELECT * FROM {source}{where} ORDER BY file_row_number")
     names = [d[0] for d in cur.description]
@@ -265,10 +266,6 @@ def parquet_rows(con: Any, path: str, wanted: str | None = None) -> Iterator[Rec
                 if i != pos and v is not None
             }
             yield Record(int(values[pos]) + 1, flat_period(data))
-
-
-def _sql_text(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
 
 
 # ----------------------------------------------------------------- rating

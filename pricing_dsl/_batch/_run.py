@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 from .._duckdb import interrupted
 from .._errors import Diagnostic, PricingError
+from .._files import temp_beside as _temp_beside
 from .._ruleset import Ruleset
 from ._progress import Progress
 from ._records import file_format
@@ -85,19 +85,6 @@ def _format_of(path: str, what: str, allowed: tuple[str, ...]) -> str:
         names = ", ".join(f".{a}" for a in allowed)
         raise BatchUsageError(f"cannot tell the format of the {what} `{path}`: name it {names}")
     return fmt
-
-
-def _temp_beside(target: Path) -> Path:
-    """A new empty file next to ``target``, made with the usual permissions."""
-    for _ in range(100):
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return tmp
-    raise BatchError(f"cannot create a temporary file next to {target}")  # pragma: no cover
 
 
 def _write_errors(path: Path, fmt: str, errors: list[tuple[int, Diagnostic]]) -> None:

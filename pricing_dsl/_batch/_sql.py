@@ -34,6 +34,7 @@ from .._invoice import decimal_text
 from .._plan import Catalog, allowance_of
 from .._plan import adjustments_of as adjustment_plan
 from .._plan import hits as _hit
+from .._sqlquote import sql_string as sql_string  # re-exported: _duck and _python use it
 from .._terms import RateSpec, ResolvedContract, Sourced, TermKey
 
 __all__ = [
@@ -58,11 +59,6 @@ _ZERO = Decimal(0)
 
 class NotCompilable(Exception):
     """Why a contract (or a variant) cannot be rated in SQL."""
-
-
-def sql_string(s: str) -> str:
-    """A SQL string literal."""
-    return "'" + s.replace("'", "''") + "'"
 
 
 # ------------------------------------------------------------- numbers

@@ -21,11 +21,11 @@ Spark SQL; both engines are imported only when a run needs them.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from .._errors import Diagnostic, PricingError
+from .._progress import Poller
 from .._usage import Period
 from ._inputs import Column, Source, columns_for, resolve
 from ._options import KINDS, Cycle, MeterOptions, parse_duration, parse_map, parse_period
@@ -88,27 +88,23 @@ class _Ticker:
 
     def __init__(self, engine: _Engine, step: str, progress: Progress | None) -> None:
         self._engine, self._step, self._progress = engine, step, progress
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self._tick, 0.5) if progress is not None else None
 
     def __enter__(self) -> _Ticker:
-        if self._progress is not None:
+        if self._progress is not None and self._poller is not None:
             self._progress(self._step, None)
-            self._thread = threading.Thread(target=self._run, daemon=True)
-            self._thread.start()
+            self._poller.__enter__()
         return self
 
-    def _run(self) -> None:
+    def _tick(self) -> None:
         assert self._progress is not None
-        while not self._stop.wait(0.5):
-            fraction = self._engine.progress()
-            if fraction is not None:
-                self._progress(self._step, fraction)
+        fraction = self._engine.progress()
+        if fraction is not None:
+            self._progress(self._step, fraction)
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._poller is not None:
+            self._poller.__exit__(*exc)
 
 
 def meter(

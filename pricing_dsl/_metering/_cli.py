@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any, TextIO
 
 from .._errors import Diagnostic, PricingError
 from .._output import diagnostics_text
+from .._progress import ProgressLine
 from . import ENGINES
 from ._inputs import _URI, resolve
 from ._options import KINDS, MeterOptions, parse_duration, parse_map
@@ -206,33 +206,11 @@ def _check_not_input(path: str, fmt: str, args: argparse.Namespace, input_format
                 )
 
 
-class _Progress:
+class _Progress(ProgressLine):
     """Progress on standard error: one rewritten line on a terminal, else a line per 10%."""
 
     def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._last: tuple[str, int] = ("", -1)
-        self._start = time.monotonic()
-        self._dirty = False
-
-    def __call__(self, step: str, fraction: float | None) -> None:
-        bucket = -1 if fraction is None else int(fraction * 100)
-        elapsed = time.monotonic() - self._start
-        done = "" if fraction is None else f" {bucket}%"
-        text = f"metering {step}{done} ({elapsed:.0f}s)"
-        if self._tty:
-            self._stream.write("\r\033[K" + text)
-            self._dirty = True
-        elif (step, bucket // 10) != (self._last[0], self._last[1] // 10):
-            self._stream.write(text + "\n")
-        self._last = (step, bucket)
-        self._stream.flush()
-
-    def finish(self) -> None:
-        if self._dirty:
-            self._stream.write("\r\033[K")
-            self._stream.flush()
+        super().__init__(stream, "metering")
 
 
 def run(args: argparse.Namespace) -> int:

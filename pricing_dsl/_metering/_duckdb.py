@@ -16,6 +16,8 @@ from typing import Any
 
 from .._duckdb import connect, interrupted, load_extension
 from .._errors import Diagnostic, PricingError
+from .._sqlquote import sql_ident as _ident
+from .._sqlquote import sql_string as _literal
 from ._inputs import Column, Source, check_columns, first_line
 from ._options import MeterOptions
 
@@ -31,14 +33,6 @@ _URL_EXTENSIONS = {
     **dict.fromkeys(("az", "azure", "abfss"), "azure"),
 }
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _family(role: str, sql_type: str) -> str:

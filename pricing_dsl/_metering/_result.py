@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
@@ -12,6 +11,7 @@ from types import MappingProxyType
 from urllib.parse import quote
 
 from .._errors import Diagnostic, PricingError
+from .._files import write_atomic
 from .._usage import Period
 from ._options import Cycle, MeterOptions
 
@@ -292,19 +292,9 @@ def file_name(account: str) -> str:
 def _write_atomic(path: str, text: str) -> None:
     # Write beside the target and rename, so a failed run never leaves half a
     # usage file that a batch would then rate.
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".pricing-meter-", dir=directory)
+        write_atomic(path, text)
     except OSError as exc:
-        raise PricingError(
-            Diagnostic("E611", f"cannot write the output: {exc.strerror}", path)
-        ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        os.unlink(tmp)
         raise PricingError(
             Diagnostic("E611", f"cannot write the output: {exc.strerror}", path)
         ) from None

@@ -49,6 +49,20 @@ def run(
     )
 
 
+def call_row(
+    account: Any, ident: Any, kind: str, start: Any, end: Any, n: Any = 1
+) -> dict[str, Any]:
+    """One row of a calls file."""
+    return {
+        "account": account,
+        "call_id": ident,
+        "kind": kind,
+        "started_at": start,
+        "ended_at": end,
+        "participants": n,
+    }
+
+
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""

@@ -17,6 +17,7 @@ from pricing_dsl._metering import MeterOptions
 
 from . import reference
 from .conftest import as_plain, run, write_events
+from .conftest import call_row as call
 
 
 def login(account: str, user: str, at: str) -> dict[str, Any]:
@@ -30,17 +31,6 @@ def conn(account: str, ident: str, start: str, end: str | None) -> dict[str, Any
         "user_id": "u1",
         "connected_at": start,
         "disconnected_at": end,
-    }
-
-
-def call(account: str, ident: str, kind: str, start: str, end: str, n: int = 1) -> dict[str, Any]:
-    return {
-        "account": account,
-        "call_id": ident,
-        "kind": kind,
-        "started_at": start,
-        "ended_at": end,
-        "participants": n,
     }
 
 

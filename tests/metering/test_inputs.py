@@ -15,6 +15,7 @@ from pricing_dsl import PricingError
 from pricing_dsl._metering import MeterOptions, meter
 
 from .conftest import as_plain, run, write_events
+from .conftest import call_row as _call
 
 UTC = timezone.utc
 LOGINS = [
@@ -223,17 +224,6 @@ BAD_CONNECTIONS = [
     {"account": "a", "connection_id": "c5", "connected_at": T0, "disconnected_at": T1},
     {"account": "a", "connection_id": "c5", "connected_at": T0, "disconnected_at": None},
 ]
-
-
-def _call(account: Any, ident: Any, kind: str, start: Any, end: Any, n: int) -> dict[str, Any]:
-    return {
-        "account": account,
-        "call_id": ident,
-        "kind": kind,
-        "started_at": start,
-        "ended_at": end,
-        "participants": n,
-    }
 
 
 BAD_CALLS = [
