@@ -18,7 +18,7 @@ from ._usage import load_usage_file
 __all__ = ["main"]
 
 
-_SCHEMAS = ("usage", "invoice", "export", "diagnostics", "approvals")
+_SCHEMAS = ("usage", "invoice", "export", "diagnostics", "approvals", "diff")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -154,7 +154,11 @@ def _usage_dict(u: Usage) -> Iterable[tuple[str, Any]]:
 
 
 def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
-    """Rate the same usage under two rulesets; amounts per contract and line code."""
+    """Rate the same usage under two rulesets; amounts per contract and line code.
+
+    Also the recorded policy exceptions (approved violations) that the new
+    ruleset adds and removes, compared by their values.
+    """
     per: dict[str, _ContractDiff] = {}
     for u in usages:
         if not u.contract:
@@ -212,6 +216,7 @@ def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
                 "errors": d.errors,
             }
         )
+    exceptions_old, exceptions_new = _exceptions(old), _exceptions(new)
     return {
         "contracts": contracts,
         "totals": [
@@ -226,7 +231,39 @@ def diff(old: Ruleset, new: Ruleset, usages: Iterable[Usage]) -> dict[str, Any]:
         "added": sorted(new_ids - old_ids),
         "removed": sorted(old_ids - new_ids),
         "changed_without_usage": [c for c in changed if c not in per],
+        "exceptions": {
+            "added": [_exception_dict(e) for e in sorted(exceptions_new - exceptions_old)],
+            "removed": [_exception_dict(e) for e in sorted(exceptions_old - exceptions_new)],
+        },
     }
+
+
+# What identifies a recorded exception across two rulesets: its values, not
+# where they are written.  Clauses move when lines are inserted, and the old
+# side of `--base` is read from a temporary copy that is gone afterwards.
+_EXCEPTION_FIELDS = (
+    "contract",
+    "term",
+    "policy",
+    "limit",
+    "effective",
+    "reference",
+    "approved_limit",
+)
+
+
+def _exceptions(rules: Ruleset) -> set[tuple[str, ...]]:
+    """The ruleset's recorded policy exceptions, as tuples of their value fields.
+
+    A missing approved limit is kept as "" so that the tuples sort.
+    """
+    return {tuple(e.to_dict()[k] or "" for k in _EXCEPTION_FIELDS) for e in rules.exceptions}
+
+
+def _exception_dict(values: tuple[str, ...]) -> dict[str, str | None]:
+    d: dict[str, str | None] = dict(zip(_EXCEPTION_FIELDS, values, strict=True))
+    d["approved_limit"] = d["approved_limit"] or None
+    return d
 
 
 def diff_text(result: dict[str, Any]) -> str:
@@ -252,6 +289,7 @@ def diff_text(result: dict[str, Any]) -> str:
             out.append(
                 f"  {t['currency']}  old {t['old']}  new {t['new']}  change {_signed(t['change'])}"
             )
+    out.extend(_exceptions_text(result["exceptions"]))
     for label, key in (
         ("Contracts added", "added"),
         ("Contracts removed", "removed"),
@@ -260,6 +298,39 @@ def diff_text(result: dict[str, Any]) -> str:
         if result[key]:
             out.append(f"{label}: {', '.join(result[key])}")
     return "\n".join(out) + "\n"
+
+
+def _exceptions_text(exceptions: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The recorded exceptions a change adds or removes, as one table.
+
+    Rows sort by contract, term and limit, a removed row before an added one,
+    so that an exception whose value or reference changed reads as its old
+    row followed by its new row.
+    """
+    marked = [("removed", e) for e in exceptions["removed"]] + [
+        ("added", e) for e in exceptions["added"]
+    ]
+    if not marked:
+        return []
+    marked.sort(
+        key=lambda m: (
+            m[1]["contract"],
+            m[1]["term"],
+            m[1]["policy"],
+            m[1]["limit"],
+            m[0] != "removed",
+        )
+    )
+    rows = [("change", "contract", "term", "policy limit", "effective", "reference")]
+    for change, e in marked:
+        ref = e["reference"] + (f" ({e['approved_limit']})" if e["approved_limit"] else "")
+        limit = f"{e['limit']} ({e['policy']})"
+        rows.append((change, e["contract"], e["term"], limit, e["effective"], ref))
+    w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["Policy exceptions"]
+    for r in rows:
+        out.append(("  " + "  ".join(c.ljust(w[i]) for i, c in enumerate(r))).rstrip())
+    return out
 
 
 def _signed(text: str) -> str:

@@ -54,19 +54,29 @@ def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.fixture()
-def repo(tmp_path: Path) -> Path:
+def git_repo(tmp_path: Path, old: str, new: str, usage: list[dict[str, object]]) -> Path:
+    """A git repository with `old` committed as rules/plans.pricing, then changed to `new`."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     rules = tmp_path / "rules"
     rules.mkdir()
-    (rules / "plans.pricing").write_text(OLD)
+    (rules / "plans.pricing").write_text(old)
     env = ["-c", "user.email=t@example.invalid", "-c", "user.name=t"]
     for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", *env, "commit", "-qm", "v1"]):
         assert run(cmd, tmp_path).returncode == 0
-    (rules / "plans.pricing").write_text(NEW)
-    (tmp_path / "usage.jsonl").write_text("".join(json.dumps(u) + "\n" for u in USAGE))
+    (rules / "plans.pricing").write_text(new)
+    (tmp_path / "usage.jsonl").write_text("".join(json.dumps(u) + "\n" for u in usage))
     return tmp_path
+
+
+def diff_schema_check(data: object) -> None:
+    schema = json.loads((ROOT / "schemas" / "diff.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(data)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    return git_repo(tmp_path, OLD, NEW, USAGE)
 
 
 def test_diff_against_a_git_revision(pricing_cmd: str, repo: Path) -> None:
@@ -129,7 +139,9 @@ def test_diff_against_a_git_revision(pricing_cmd: str, repo: Path) -> None:
         "added": ["fresh"],
         "removed": ["gone"],
         "changed_without_usage": [],
+        "exceptions": {"added": [], "removed": []},
     }
+    diff_schema_check(got)
     text = run([pricing_cmd, "diff", "--base", "HEAD", "rules", "--usage", "usage.jsonl"], repo)
     assert "mau_overage   50.00   60.00  +10.00" in text.stdout
     assert "Contracts added: fresh" in text.stdout
@@ -356,3 +368,185 @@ def test_quote_keys_that_cannot_be_meant_are_bad_use(
     assert result.stderr.startswith("usage: pricing quote")
     assert f"pricing: error: {message}" in result.stderr
     assert result.stdout == ""
+
+
+# ----------------------------------------------- diff: recorded policy exceptions
+
+
+def guarded(a_body: str, top: str = "") -> str:
+    """A ruleset with a policy floor; `b` keeps the same approved exception throughout."""
+    return (
+        f"{top}currency USD\n"
+        'policy "Limits" {\n'
+        "  mau overage at least 0.10 per user\n"
+        "}\n"
+        'plan p "P" {\n'
+        "  base 100.00 per month\n"
+        "  mau included 1000 overage 0.12 per user\n"
+        "}\n"
+        f'contract a "A" extends p {{\n{a_body}}}\n'
+        'contract b "B" extends p {\n'
+        "  mau overage 0.09 per user\n"
+        '  approved "FIN-7" for mau overage\n'
+        "}\n"
+    )
+
+
+def approved(rate: str, ref: str, bound: str) -> str:
+    return (
+        f"  mau overage {rate} per user\n"
+        f'  approved "{ref}" for mau overage down to {bound} per user\n'
+    )
+
+
+GUARDED_USAGE = [
+    {"contract": "a", "period": "2026-08", "mau": 1500},
+    {"contract": "b", "period": "2026-08", "mau": 1000},
+]
+
+
+def exception(effective: str, ref: str, bound: str) -> dict[str, object]:
+    return {
+        "contract": "a",
+        "term": "mau overage",
+        "policy": "Limits",
+        "limit": "at least 0.10 per user",
+        "effective": f"{effective} per user",
+        "reference": ref,
+        "approved_limit": f"down to {bound} per user",
+    }
+
+
+def two_folders(tmp_path: Path, old: str, new: str) -> Path:
+    for name, text in (("old", old), ("new", new)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "r.pricing").write_text(text)
+    (tmp_path / "usage.jsonl").write_text("".join(json.dumps(u) + "\n" for u in GUARDED_USAGE))
+    return tmp_path
+
+
+def exceptions_table(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index("Policy exceptions")
+    end = next(
+        (i for i in range(start + 1, len(lines)) if not lines[i].startswith("  ")), len(lines)
+    )
+    return lines[start:end]
+
+
+@pytest.mark.parametrize("change", ["added", "removed"])
+def test_diff_lists_an_exception_a_change_adds_or_removes(
+    pricing_cmd: str, tmp_path: Path, change: str
+) -> None:
+    # `a` inherits 0.12 (within the floor 0.10) on one side; on the other it
+    # goes down to 0.08 with approval FIN-1.  500 users over the 1000 included:
+    # 500 x 0.12 = 60.00 against 500 x 0.08 = 40.00.
+    clean, excepted = guarded(""), guarded(approved("0.08", "FIN-1", "0.08"))
+    old, new = (clean, excepted) if change == "added" else (excepted, clean)
+    ws = two_folders(tmp_path, old, new)
+    result = run([pricing_cmd, "diff", "old", "new", "--usage", "usage.jsonl", "--format=json"], ws)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    diff_schema_check(got)
+    other = "removed" if change == "added" else "added"
+    # `b`'s exception is the same on both sides: not listed.
+    assert got["exceptions"] == {change: [exception("0.08", "FIN-1", "0.08")], other: []}
+    sign = "-" if change == "added" else ""
+    assert got["totals"] == [
+        {
+            "currency": "USD",
+            "old": "260.00" if change == "added" else "240.00",
+            "new": "240.00" if change == "added" else "260.00",
+            "change": f"{sign}20.00",
+        }
+    ]
+    text = run([pricing_cmd, "diff", "old", "new", "--usage", "usage.jsonl"], ws)
+    assert text.returncode == 0, text.stderr
+    # Columns as wide as their widest cell: `change` 6 or `removed` 7,
+    # `contract` 8, `mau overage` 11, the limit 31, `0.08 per user` 13.
+    if change == "added":
+        table = [
+            "  change  contract  term         policy limit                     effective      "
+            "reference",
+            "  added   a         mau overage  at least 0.10 per user (Limits)  0.08 per user  "
+            "FIN-1 (down to 0.08 per user)",
+        ]
+    else:
+        table = [
+            "  change   contract  term         policy limit                     effective      "
+            "reference",
+            "  removed  a         mau overage  at least 0.10 per user (Limits)  0.08 per user  "
+            "FIN-1 (down to 0.08 per user)",
+        ]
+    assert exceptions_table(text.stdout) == ["Policy exceptions", *table]
+
+
+def test_diff_shows_a_changed_approval_that_changes_no_amount(
+    pricing_cmd: str, tmp_path: Path
+) -> None:
+    """Only the reference changes: no revenue effect, yet the exception is listed, and exit 0."""
+    ws = two_folders(
+        tmp_path,
+        guarded(approved("0.08", "FIN-1", "0.08")),
+        guarded(approved("0.08", "FIN-2", "0.08")),
+    )
+    result = run([pricing_cmd, "diff", "old", "new", "--usage", "usage.jsonl", "--format=json"], ws)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    diff_schema_check(got)
+    # A changed exception is the old one removed and the new one added.
+    assert got["exceptions"] == {
+        "removed": [exception("0.08", "FIN-1", "0.08")],
+        "added": [exception("0.08", "FIN-2", "0.08")],
+    }
+    assert got["totals"] == [
+        {"currency": "USD", "old": "240.00", "new": "240.00", "change": "0.00"}
+    ]
+    text = run([pricing_cmd, "diff", "old", "new", "--usage", "usage.jsonl"], ws)
+    assert text.returncode == 0, text.stderr
+    assert "  USD  old 240.00  new 240.00  change no change" in text.stdout
+    # The removed row first, then the added one that replaces it.
+    assert exceptions_table(text.stdout) == [
+        "Policy exceptions",
+        "  change   contract  term         policy limit                     effective      "
+        "reference",
+        "  removed  a         mau overage  at least 0.10 per user (Limits)  0.08 per user  "
+        "FIN-1 (down to 0.08 per user)",
+        "  added    a         mau overage  at least 0.10 per user (Limits)  0.08 per user  "
+        "FIN-2 (down to 0.08 per user)",
+    ]
+
+
+def test_diff_base_lists_the_exceptions_of_a_pull_request(pricing_cmd: str, tmp_path: Path) -> None:
+    # The change lowers `a` from 0.08 (FIN-1) to 0.07 under a new approval
+    # FIN-2, and inserts two lines on top, so `b`'s unchanged exception moves
+    # down the file: a move is not a change.
+    repo = git_repo(
+        tmp_path,
+        guarded(approved("0.08", "FIN-1", "0.08")),
+        guarded(approved("0.07", "FIN-2", "0.07"), top="# Limits for 2026.\n\n"),
+        GUARDED_USAGE,
+    )
+    args = [pricing_cmd, "diff", "--base", "HEAD", "rules", "--usage", "usage.jsonl"]
+    result = run([*args, "--format", "json"], repo)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    diff_schema_check(got)
+    assert got["exceptions"] == {
+        "added": [exception("0.07", "FIN-2", "0.07")],
+        "removed": [exception("0.08", "FIN-1", "0.08")],
+    }
+    # 500 users over: 500 x 0.08 = 40.00 -> 500 x 0.07 = 35.00.
+    a = next(c for c in got["contracts"] if c["contract"] == "a")
+    assert {ln["code"]: ln["change"] for ln in a["lines"]}["mau_overage"] == "-5.00"
+    text = run(args, repo)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    # Beside the revenue effect: after the totals, before the contract lists.
+    assert lines.index("Totals") < lines.index("Policy exceptions")
+    assert exceptions_table(text.stdout)[2:] == [
+        "  removed  a         mau overage  at least 0.10 per user (Limits)  0.08 per user  "
+        "FIN-1 (down to 0.08 per user)",
+        "  added    a         mau overage  at least 0.10 per user (Limits)  0.07 per user  "
+        "FIN-2 (down to 0.07 per user)",
+    ]
