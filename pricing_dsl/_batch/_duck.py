@@ -47,13 +47,13 @@ from ._sql import (
     CompiledContract,
     NotCompilable,
     Num,
+    Shape,
     SqlLine,
     Text,
-    Variant,
     compile_contract,
-    compile_variant,
     meter_columns,
     rounding_self_check,
+    shapes,
     sql_string,
 )
 from ._tally import BatchError, CannotReadInPlace, Tally
@@ -322,34 +322,64 @@ SELECT NULL::VARCHAR AS raw, FALSE AS blank, COALESCE({" AND ".join(ok)}, FALSE)
 FROM (SELECT *, {", ".join(values)} FROM read_parquet({sql_string(path)}))"""
 
 
-def _stage1(parse: str, compiled: Sequence[CompiledContract], n_meters: int) -> str:
-    """The records table: kind 0 blank, 1 rated by SQL, 2 by the interpreter."""
-    if compiled:
-        cid = (
-            "CASE contract "
-            + " ".join(
-                f"WHEN {sql_string(cc.contract.id)} THEN {i}" for i, cc in enumerate(compiled)
-            )
-            + " END"
-        )
-    else:
-        cid = "CAST(NULL AS INTEGER)"
-    terms = [
-        f"WHEN {i} THEN pstart >= DATE '{cc.term[0].isoformat()}' "
-        f"AND pend <= DATE '{cc.term[1].isoformat()}'"
-        for i, cc in enumerate(compiled)
-        if cc.term is not None
+def _from_layers(compiled: Sequence[CompiledContract]) -> int:
+    """How many `from`-date columns the contracts table has (layer n's date in f<n>)."""
+    return max(
+        (n + 1 for cc in compiled for n, d in enumerate(cc.from_dates) if d is not None),
+        default=0,
+    )
+
+
+def contracts_table(con: Any, compiled: Sequence[CompiledContract]) -> None:
+    """The contracts table: id, index, term, and the date of each `from`-only layer.
+
+    Built from Python lists bound as parameters, so the SQL does not grow
+    with the number of contracts.
+    """
+    layers = _from_layers(compiled)
+    columns = [
+        [cc.contract.id for cc in compiled],
+        list(range(len(compiled))),
+        [None if cc.term is None else cc.term[0] for cc in compiled],
+        [None if cc.term is None else cc.term[1] for cc in compiled],
+        *(
+            [cc.from_dates[n] if n < len(cc.from_dates) else None for cc in compiled]
+            for n in range(layers)
+        ),
     ]
-    in_term = f"CASE cid {' '.join(terms)} ELSE TRUE END" if terms else "TRUE"
+    names = ["id", "cid", "tstart", "tend", *(f"f{n}" for n in range(layers))]
+    types = ["VARCHAR", "INTEGER", "DATE", "DATE", *(["DATE"] * layers)]
+    select = ", ".join(
+        f"unnest(${i + 1}::{t}[]) AS {n}" for i, (n, t) in enumerate(zip(names, types, strict=True))
+    )
+    con.execute(f"CREATE TABLE contracts AS SELECT {select}", columns)
+
+
+def _stage1(parse: str, compiled: Sequence[CompiledContract], n_meters: int) -> str:
+    """The records table: kind 0 blank, 1 rated by SQL, 2 by the interpreter.
+
+    Records join the contracts table by contract id for their index, term and
+    `from` dates; only the `when` conditions are SQL of their own contract.
+    Joins do not keep the order of rows, so records are numbered first and
+    stored in that order (the row id is the record's position in the file).
+    """
+    bits = [
+        f"(CASE WHEN pstart >= f{n} THEN {1 << n} ELSE 0 END)"
+        for n in range(_from_layers(compiled))
+    ]
     keys = []
     for i, cc in enumerate(compiled):
-        if cc.conditions:
-            bits = " + ".join(
-                f"(CASE WHEN {cond} THEN {1 << n} ELSE 0 END)"
-                for n, cond in enumerate(cc.conditions)
-            )
-            keys.append(f"WHEN {i} THEN {bits}")
-    vkey = f"CASE cid {' '.join(keys)} ELSE 0 END" if keys else "0"
+        conds = [
+            f"(CASE WHEN {cond} THEN {1 << n} ELSE 0 END)"
+            for n, cond in enumerate(cc.conditions)
+            if cond is not None
+        ]
+        if conds:
+            keys.append(f"WHEN {i} THEN {' + '.join(conds)}")
+    if keys:
+        bits.append(f"CASE cid {' '.join(keys)} ELSE 0 END")
+    vkey = " + ".join(bits) if bits else "0"
+    in_term = "(tstart IS NULL OR (pstart >= tstart AND pend <= tend))"
     ms = ", ".join(f"CASE WHEN fast THEN m{i} END AS m{i}" for i in range(n_meters))
     return f"""
 SELECT
@@ -362,45 +392,74 @@ SELECT
   CASE WHEN blank OR fast THEN NULL ELSE raw END AS raw,
   mal
 FROM (
-  SELECT *, COALESCE(NOT blank AND ok AND cid IS NOT NULL AND ({in_term}), FALSE) AS fast
+  SELECT *, COALESCE(NOT blank AND ok AND cid IS NOT NULL AND {in_term}, FALSE) AS fast
   FROM (
-    SELECT *, {cid} AS cid,
+    SELECT p.*, c.* EXCLUDE (id),
       CASE WHEN ok THEN CAST(period || '-01' AS DATE) END AS pstart,
       CASE WHEN ok THEN last_day(CAST(period || '-01' AS DATE)) END AS pend
-    FROM ({parse})
+    FROM (SELECT *, row_number() OVER () AS ord FROM ({parse})) AS p
+    LEFT JOIN contracts AS c ON p.contract = c.id
   )
-)"""
+)
+ORDER BY ord"""
 
 
 # --------------------------------------------------------- stage 3: output
 
+# A part of an output line: text of the plan (str, None for a null) or SQL (Text).
+Part = str | Text | None
 
-def _text_line(ln: SqlLine, fmt: str) -> str:
-    """SQL for one output line (JSON Lines or CSV) of a plain record, after its prefix ``pre``."""
-    parts: list[str | Text] = [Text("pre")]
+
+def _text_parts(ln: SqlLine, fmt: str) -> list[Part]:
+    """One output line (JSON Lines or CSV) of a plain record, after its prefix ``pre``."""
+    amount: Part = ln.amount_text if ln.amount_text is not None else _amount(ln.amount)
+    parts: list[Part] = []
     if fmt == "jsonl":
         parts.append(f'{json_str(ln.code)},"description":{json_str(ln.description)},"quantity":')
         parts += _json_value(ln.quantity)
         parts.append(f',"unit":{json_str(ln.unit)},"unit_price":')
         parts += _json_value(ln.unit_price)
-        parts += [',"amount":"', _amount(ln.amount), '"}']
+        parts += [',"amount":"', amount, '"}']
     else:
         parts.append(f"{csv_field(ln.code)},{csv_field(ln.description)},")
         parts.append(ln.quantity if isinstance(ln.quantity, Text) else csv_field(ln.quantity))
         parts.append(f",{csv_field(ln.unit)},")
         parts.append(ln.unit_price if isinstance(ln.unit_price, Text) else csv_field(ln.unit_price))
-        parts += [",", _amount(ln.amount)]
-    return _concat(parts)
+        parts += [",", amount]
+    merged: list[Part] = []
+    for p in parts:
+        if isinstance(p, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += p
+        else:
+            merged.append(p)
+    return merged
 
 
-def _prefix(fmt: str, contracts: Mapping[int, tuple[str, str]]) -> str:
-    """SQL for the start of every output line of a plain record: account to currency."""
+def _struct_parts(ln: SqlLine) -> list[Part]:
+    """One Parquet row of a plain record: its ten fields."""
+    amount = ln.amount_text if ln.amount_text is not None else _amount(ln.amount)
+    return [
+        Text("account"),
+        Text("contract"),
+        Text("period"),
+        Text("currency"),
+        ln.code,
+        ln.description,
+        ln.quantity,
+        ln.unit,
+        ln.unit_price,
+        amount,
+    ]
+
+
+def _prefix(fmt: str) -> str:
+    """SQL for the start of every output line of a plain record: account to currency.
+
+    The contract's and currency's text, formatted in Python, come from the
+    terms table (``p1``, ``p2``).
+    """
     if fmt == "jsonl":
         account = "CASE WHEN account IS NULL THEN 'null' ELSE concat('\"', account, '\"') END"
-        mid = {
-            c: (f',"contract":{json_str(k)},"period":"', f'","currency":{json_str(cur)},"code":')
-            for c, (k, cur) in contracts.items()
-        }
         head = "'{\"account\":', "
     else:
         # Plain accounts hold no quotes or line breaks; only a comma needs quoting.
@@ -408,16 +467,23 @@ def _prefix(fmt: str, contracts: Mapping[int, tuple[str, str]]) -> str:
             "CASE WHEN account IS NULL THEN '' WHEN contains(account, ',') "
             "THEN concat('\"', account, '\"') ELSE account END"
         )
-        mid = {c: (f",{csv_field(k)},", f",{csv_field(cur)},") for c, (k, cur) in contracts.items()}
         head = ""
-    if not mid:
-        return "''"
-    first = "CASE cid " + " ".join(f"WHEN {c} THEN {sql_string(a)}" for c, (a, _) in mid.items())
-    second = "CASE cid " + " ".join(f"WHEN {c} THEN {sql_string(b)}" for c, (_, b) in mid.items())
-    return f"concat({head}{account}, {first} END, period, {second} END)"
+    return f"concat({head}{account}, p1, period, p2)"
 
 
-def _json_value(x: str | Text | None) -> list[str | Text]:
+def _prefix_texts(fmt: str, contract: str, currency: str) -> tuple[str, str]:
+    """The constant texts around the period in a line's prefix (see :func:`_prefix`)."""
+    if fmt == "jsonl":
+        return (
+            f',"contract":{json_str(contract)},"period":"',
+            f'","currency":{json_str(currency)},"code":',
+        )
+    if fmt == "csv":
+        return f",{csv_field(contract)},", f",{csv_field(currency)},"
+    return "", ""
+
+
+def _json_value(x: str | Text | None) -> list[Part]:
     if isinstance(x, Text):
         return ['"', x, '"']
     return [json_str(x)]
@@ -429,76 +495,87 @@ def _amount(a: Num) -> str | Text:
     return Text(f"CAST({a.sql} AS VARCHAR)")
 
 
-def _concat(parts: Sequence[str | Text]) -> str:
-    """One concat() of the parts, adjacent constants merged into one literal."""
-    out: list[str] = []
-    buf = ""
-    for p in parts:
-        if isinstance(p, Text):
-            if buf:
-                out.append(sql_string(buf))
-                buf = ""
-            out.append(p.sql)
+class _Terms:
+    """The terms table's columns: one row per plan that rates records, by shape.
+
+    Texts that differ between the plans of a shape become columns of their
+    own; texts all its plans share stay literals of the SQL.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.columns: dict[str, tuple[str, dict[int, Any]]] = {}
+
+    def add(self, name: str, sql_type: str, values: Sequence[Any], first_row: int) -> None:
+        self.columns[name] = (sql_type, {first_row + n: v for n, v in enumerate(values)})
+
+    def create(self, con: Any) -> None:
+        select = []
+        params = []
+        for i, (name, (sql_type, values)) in enumerate(self.columns.items()):
+            params.append([values.get(r) for r in range(self.rows)])
+            if sql_type.startswith("DECIMAL"):
+                select.append(f"CAST(unnest(${i + 1}::VARCHAR[]) AS {sql_type}) AS {name}")
+            else:
+                select.append(f"unnest(${i + 1}::{sql_type}[]) AS {name}")
+        con.execute(f"CREATE TABLE terms AS SELECT {', '.join(select)}", params)
+
+
+def _shape_lines(shape: Shape, fmt: str, terms: _Terms, first_row: int) -> str:
+    """SQL for the list of output lines of a shape's records; adds its text columns to ``terms``."""
+
+    def parts(lines: Sequence[SqlLine]) -> list[list[Part]]:
+        if fmt == "parquet":
+            return [_struct_parts(ln) for ln in lines]
+        return [_text_parts(ln, fmt) for ln in lines]
+
+    shared = parts(shape.sql.lines)
+    own = [parts(sql.lines) for _, sql in shape.members]
+    out = []
+    runs = 0
+    for n, line in enumerate(shared):
+        items = []
+        for j, part in enumerate(line):
+            if isinstance(part, Text):
+                items.append(part.sql)
+                continue
+            values = [member[n][j] for member in own]
+            if all(v == values[0] for v in values):
+                items.append(_NULL if values[0] is None else sql_string(str(values[0])))
+                continue
+            name = f"s{shape.sid}_r{runs}"
+            runs += 1
+            terms.add(name, "VARCHAR", values, first_row)
+            items.append(name)
+        if fmt == "parquet":
+            fields = ", ".join(f"{sql_string(c)}: {e}" for c, e in zip(COLUMNS, items, strict=True))
+            out.append("{" + fields + "}")
         else:
-            buf += p
-    if buf:
-        out.append(sql_string(buf))
-    if len(out) == 1:
-        return out[0]
-    return f"concat({', '.join(out)})" if out else "''"
+            out.append(f"concat(pre, {', '.join(items)})")
+    return "[" + ", ".join(out) + "]"
 
 
-def _struct_line(v: Variant, ln: SqlLine, currency: str) -> str:
-    def val(x: str | Text | None) -> str:
-        if x is None:
-            return "CAST(NULL AS VARCHAR)"
-        return x.sql if isinstance(x, Text) else sql_string(x)
-
-    amount = _amount(ln.amount)
-    fields = {
-        "account": "account",
-        "contract": sql_string(v.contract),
-        "period": "period",
-        "currency": sql_string(currency),
-        "code": sql_string(ln.code),
-        "description": sql_string(ln.description),
-        "quantity": val(ln.quantity),
-        "unit": sql_string(ln.unit),
-        "unit_price": val(ln.unit_price),
-        "amount": val(amount),
-    }
-    return "{" + ", ".join(f"{sql_string(k)}: {e}" for k, e in fields.items()) + "}"
-
-
-def _layers(variants: Sequence[tuple[int, Variant]], table: str = "recs") -> str:
-    """Records with every variant's columns, computed group by group."""
-    q = f"SELECT * FROM {table} WHERE kind <> 0"
-    depth = max((len(v.columns) for _, v in variants), default=0)
+def _layers(found: Sequence[Shape], table: str = "rated") -> str:
+    """Records with every shape's columns, computed group by group."""
+    q = f"SELECT * FROM {table}"
+    depth = max((len(s.sql.columns) for s in found), default=0)
     for g in range(depth):
-        cols = []
-        for cid, v in variants:
-            if g < len(v.columns):
-                sel = f"kind = 1 AND cid = {cid} AND vkey = {v.key}"
-                cols += [
-                    f"CASE WHEN {sel} THEN {num.sql} END AS {name}" for name, num in v.columns[g]
-                ]
+        cols = [
+            f"CASE WHEN sid = {s.sid} THEN {num.sql} END AS {name}"
+            for s in found
+            if g < len(s.sql.columns)
+            for name, num in s.sql.columns[g]
+        ]
         if cols:
             q = f"SELECT *, {', '.join(cols)} FROM ({q})"
     return q
 
 
-def _by_variant(variants: Sequence[tuple[int, Variant]], expr: Mapping[int, str]) -> str:
-    """CASE over contract index and variant key, one branch per variant."""
-    by_cid: dict[int, list[str]] = {}
-    for n, (cid, v) in enumerate(variants):
-        by_cid.setdefault(cid, []).append(f"WHEN {v.key} THEN {expr[n]}")
-    if not by_cid:
+def _by_shape(found: Sequence[Shape], expr: Mapping[int, str]) -> str:
+    """CASE over the shape, one branch per shape."""
+    if not found:
         return "NULL"
-    return (
-        "CASE cid "
-        + " ".join(f"WHEN {cid} THEN CASE vkey {' '.join(b)} END" for cid, b in by_cid.items())
-        + " END"
-    )
+    return "CASE sid " + " ".join(f"WHEN {s.sid} THEN {expr[s.sid]}" for s in found) + " END"
 
 
 # ------------------------------------------------------------------- engine
@@ -519,7 +596,9 @@ class _Engine:
         self.failures: dict[str, str] = {}
         for cid in sorted(rules.contracts):
             try:
-                self.compiled.append(compile_contract(rules.contracts[cid], self.catalog))
+                self.compiled.append(
+                    compile_contract(rules.contracts[cid], self.catalog, rules._plans(cid))
+                )
             except NotCompilable as exc:
                 self.failures[cid] = str(exc)
         self.index = {cc.contract.id: i for i, cc in enumerate(self.compiled)}
@@ -604,81 +683,97 @@ class _Engine:
                     out[ord_] = [dict(zip(COLUMNS, r, strict=True)) for r in result.rows]
         return out
 
-    def variants(self, con: Any) -> list[tuple[int, Variant]]:
+    def shapes(self, con: Any) -> list[Shape]:
+        """The plans that rate records, grouped by shape, and the tally of their records."""
         found = con.execute(
             "SELECT cid, vkey, count(*) FROM recs WHERE kind = 1 GROUP BY ALL ORDER BY ALL"
         ).fetchall()
-        meters = meter_columns(self.catalog)
-        out = []
-        for n, (cid, key, count) in enumerate(found):
-            cc = self.compiled[cid]
-            v = compile_variant(cc.contract, cc.terms(key), self.catalog, meters, key, f"v{n}")
-            out.append((cid, v))
+        plans = []
+        for cid, key, count in found:
+            plan = self.compiled[cid].plan(key)
+            plans.append(((cid, key), plan))
             self.tally.records += count
             self.tally.rated += count
-            self.tally.lines += count * len(v.lines)
-        return out
+            self.tally.lines += count * len(plan.codes)
+        return shapes(plans, meter_columns(self.catalog))
 
-    def merge(self, con: Any, fallback: dict[int, Any], scratch: str, out_fmt: str) -> str:
-        """The records table with the interpreter's lines beside their records.
+    def terms(self, con: Any, found: Sequence[Shape], out_fmt: str) -> dict[int, str]:
+        """Create the terms table; the SQL of each shape's list of output lines."""
+        terms = _Terms()
+        lines = {}
+        members = [m for shape in found for m in shape.members]
+        terms.rows = len(members)
+        idents = [ident for ident, _ in members]
+        terms.add("cid", "INTEGER", [cid for cid, _ in idents], 0)
+        terms.add("vkey", "INTEGER", [key for _, key in idents], 0)
+        terms.add("sid", "INTEGER", [s.sid for s in found for _ in s.members], 0)
+        contracts = [self.compiled[cid].contract for cid, _ in idents]
+        terms.add("contract", "VARCHAR", [c.id for c in contracts], 0)
+        terms.add("currency", "VARCHAR", [c.currency for c in contracts], 0)
+        texts = [_prefix_texts(out_fmt, c.id, c.currency) for c in contracts]
+        terms.add("p1", "VARCHAR", [t[0] for t in texts], 0)
+        terms.add("p2", "VARCHAR", [t[1] for t in texts], 0)
+        row = 0
+        for shape in found:
+            own = [sql for _, sql in shape.members]
+            for i, (_, scale) in enumerate(shape.sql.types):
+                values = [decimal_text(sql.numbers[i]) for sql in own]
+                terms.add(f"s{shape.sid}_k{i}", f"DECIMAL(38,{scale})", values, row)
+            for i in range(len(shape.sql.texts)):
+                terms.add(f"s{shape.sid}_x{i}", "VARCHAR", [sql.texts[i] for sql in own], row)
+            lines[shape.sid] = _shape_lines(shape, out_fmt, terms, row)
+            row += len(own)
+        terms.create(con)
+        return lines
 
-        The lines go through a JSON Lines file (exact text, no numpy or Arrow
-        needed), are joined to their records, and the result is stored in
-        record order, so the output can be written without sorting lines.
+    def join(self, con: Any, fallback: dict[int, Any], scratch: str, out_fmt: str) -> None:
+        """The rated table: records with their terms, and the interpreter's lines beside theirs.
+
+        The interpreter's lines go through a JSON Lines file (exact text, no
+        numpy or Arrow needed).  The result is stored in record order, so the
+        output can be written without sorting lines.
         """
-        if not fallback:
-            return "recs"
-        with open(scratch, "w", encoding="utf-8", newline="") as fh:
-            for ord_, lines in fallback.items():
-                fh.write(json.dumps({"ord": ord_, "lines": lines}, ensure_ascii=False) + "\n")
-        if out_fmt == "parquet":
-            struct = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
-            ltype = f"STRUCT({struct})[]"
-        else:
-            ltype = "VARCHAR[]"
+        interpreted = ""
+        if fallback:
+            with open(scratch, "w", encoding="utf-8", newline="") as fh:
+                for ord_, lines in fallback.items():
+                    fh.write(json.dumps({"ord": ord_, "lines": lines}, ensure_ascii=False) + "\n")
+            if out_fmt == "parquet":
+                struct = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
+                ltype = f"STRUCT({struct})[]"
+            else:
+                ltype = "VARCHAR[]"
+            con.execute(
+                "CREATE TABLE interpreted AS SELECT * FROM read_json("
+                f"{sql_string(scratch)}, format = 'newline_delimited', "
+                f"columns = {{'ord': 'BIGINT', 'lines': {sql_string(ltype)}}})"
+            )
+            interpreted = ", i.lines AS interpreted"
         con.execute(
-            "CREATE TABLE interpreted AS SELECT * FROM read_json("
-            f"{sql_string(scratch)}, format = 'newline_delimited', "
-            f"columns = {{'ord': 'BIGINT', 'lines': {sql_string(ltype)}}})"
+            f"CREATE TABLE rated AS SELECT r.*, t.* EXCLUDE (cid, vkey){interpreted} "
+            "FROM recs AS r LEFT JOIN terms AS t ON r.cid = t.cid AND r.vkey = t.vkey "
+            + ("LEFT JOIN interpreted AS i ON r.rowid = i.ord " if fallback else "")
+            + "WHERE r.kind <> 0 ORDER BY r.rowid"
         )
-        con.execute(
-            "CREATE TABLE merged AS SELECT r.*, i.lines AS interpreted FROM recs AS r "
-            "LEFT JOIN interpreted AS i ON r.rowid = i.ord ORDER BY r.rowid"
-        )
-        return "merged"
 
-    def write(
+    def copy_sql(
         self,
-        con: Any,
-        variants: Sequence[tuple[int, Variant]],
-        table: str,
+        found: Sequence[Shape],
+        lines_sql: Mapping[int, str],
+        interpreted: bool,
         out_path: str,
         out_fmt: str,
-    ) -> None:
-        exprs = {}
-        for n, (cid, v) in enumerate(variants):
-            currency = self.compiled[cid].contract.currency
-            if out_fmt == "parquet":
-                items = [_struct_line(v, ln, currency) for ln in v.lines]
-            else:
-                items = [_text_line(ln, out_fmt) for ln in v.lines]
-            exprs[n] = "[" + ", ".join(items) + "]"
-        lines = _by_variant(variants, exprs)
-        interpreted = table != "recs"
+    ) -> str:
+        """The COPY that writes every line item, in record order."""
+        lines = _by_shape(found, lines_sql)
         if interpreted:
             lines = f"CASE WHEN kind = 2 THEN interpreted ELSE {lines} END"
-        elif not variants:
+        elif not found:
             lines = "CAST(NULL AS VARCHAR[])"
-        used = {
-            cid: (self.compiled[cid].contract.id, self.compiled[cid].contract.currency)
-            for cid, _ in variants
-        }
-        pre = _prefix(out_fmt, used) if out_fmt != "parquet" else _NULL
-        inner = (
-            f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM ({_layers(variants, table)})"
-        )
+        pre = _prefix(out_fmt) if out_fmt != "parquet" else _NULL
+        inner = f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM ({_layers(found)})"
         if out_fmt == "parquet":
-            if not variants and not interpreted:
+            if not found and not interpreted:
                 select = (
                     "SELECT "
                     + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS)
@@ -694,21 +789,20 @@ class _Engine:
                 f"FORMAT CSV, HEADER {'true' if out_fmt == 'csv' else 'false'}, QUOTE '', "
                 f"ESCAPE '', DELIMITER '{_SOH}'"
             )
-        self.progress.stage("rating and writing", _poll(con))
-        con.execute(f"COPY ({select}) TO {sql_string(out_path)} ({options})")
+        return f"COPY ({select}) TO {sql_string(out_path)} ({options})"
 
-    def totals_sql(self, variants: Sequence[tuple[int, Variant]]) -> str:
-        """Each contract's amounts summed in integer minor units (no floats on the way)."""
-        exprs = {n: _minor(v.total, v.minor_units) for n, (_, v) in enumerate(variants)}
+    def totals_sql(self, found: Sequence[Shape]) -> str:
+        """Each shape's amounts summed per currency in integer minor units (no floats)."""
+        exprs = {s.sid: _minor(s.sql.total, s.sql.minor_units) for s in found}
         return (
-            f"SELECT cid, CAST(sum({_by_variant(variants, exprs)}) AS VARCHAR) "
-            f"FROM ({_layers(variants)}) WHERE kind = 1 GROUP BY cid ORDER BY cid"
+            f"SELECT sid, currency, CAST(sum({_by_shape(found, exprs)}) AS VARCHAR) "
+            f"FROM ({_layers(found)}) WHERE kind = 1 GROUP BY ALL ORDER BY ALL"
         )
 
-    def add_totals(self, found: Sequence[tuple[int, str]]) -> None:
-        for cid, minor in found:
-            c = self.compiled[cid].contract
-            self.tally.add(c.currency, Decimal(int(minor)).scaleb(-c.minor_units))
+    def add_totals(self, found: Sequence[Shape], sums: Sequence[tuple[int, str, str]]) -> None:
+        places = {s.sid: s.sql.minor_units for s in found}
+        for sid, currency, minor in sums:
+            self.tally.add(currency, Decimal(int(minor)).scaleb(-places[sid]))
 
 
 class _Background:
@@ -782,6 +876,7 @@ def run_duckdb(
         progress.stage("reading", _poll(con))
         try:
             parse = engine.parse_sql(con)
+            contracts_table(con, engine.compiled)
             con.execute(
                 "CREATE TABLE recs AS " + _stage1(parse, engine.compiled, len(rules.meters))
             )
@@ -793,15 +888,17 @@ def run_duckdb(
         totals: _Background | None = None
         scratch = str(Path(out_path).with_name(Path(out_path).name + ".interpreted.jsonl"))
         try:
-            variants = engine.variants(con)
+            found = engine.shapes(con)
             fallback = engine.interpret(con, out_fmt)
-            if variants:
+            lines = engine.terms(con, found, out_fmt)
+            engine.join(con, fallback, scratch, out_fmt)
+            if found:
                 # Summed alongside the write, which spends much of its time on I/O.
-                totals = _Background(con, engine.totals_sql(variants))
-            table = engine.merge(con, fallback, scratch, out_fmt)
-            engine.write(con, variants, table, out_path, out_fmt)
+                totals = _Background(con, engine.totals_sql(found))
+            progress.stage("rating and writing", _poll(con))
+            con.execute(engine.copy_sql(found, lines, bool(fallback), out_path, out_fmt))
             if totals is not None:
-                engine.add_totals(totals.result())
+                engine.add_totals(found, totals.result())
         except duckdb.Error as exc:
             raise BatchError(f"DuckDB stopped: {str(exc).strip()}") from None
         finally:

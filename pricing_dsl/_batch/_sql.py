@@ -31,10 +31,8 @@ from typing import Any
 from .. import _ast as A
 from .._decimal import CONTEXT, ROUNDING
 from .._invoice import decimal_text
-from .._plan import Catalog, allowance_of
-from .._plan import adjustments_of as adjustment_plan
-from .._plan import hits as _hit
-from .._terms import RateSpec, ResolvedContract, Sourced, TermKey
+from .._plan import Catalog, Fee, MeterCharge, Plans, RatingPlan
+from .._terms import ResolvedContract
 
 __all__ = [
     "METER_DIGITS",
@@ -42,10 +40,15 @@ __all__ = [
     "CompiledContract",
     "NotCompilable",
     "Num",
+    "Shape",
+    "ShapeSql",
     "SqlLine",
     "Text",
-    "Variant",
     "compile_contract",
+    "generate",
+    "meter_columns",
+    "shape_key",
+    "shapes",
     "sql_string",
 ]
 
@@ -291,7 +294,13 @@ def amount_sql(a: Num) -> Text:
 
 @dataclass(frozen=True, slots=True)
 class SqlLine:
-    """One invoice line of a variant: constants from the terms, SQL for the rest."""
+    """One invoice line of a plan: SQL for what is computed, text for what is not.
+
+    The texts (``code``, ``description``, a flat rate's ``unit_price``,
+    ``amount_text``) are the plan's own; contracts of one shape may differ
+    in them, and the engine moves the ones that do into the terms table.
+    ``amount_text`` is set where the amount is a constant of the plan (fees).
+    """
 
     code: str
     description: str
@@ -299,22 +308,28 @@ class SqlLine:
     quantity: str | Text
     unit_price: str | Text | None
     amount: Num
+    amount_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Variant:
-    """A contract's lines for one combination of its conditional layers.
+class ShapeSql:
+    """The SQL of one plan shape, and one plan's constants for it.
 
     ``columns`` are computed one group after another (each group may use the
-    columns of earlier groups); the lines and the total refer to them.
+    columns of earlier groups); the lines and the total refer to them.  The
+    constants are read from slot columns named ``<prefix>k<i>`` (numbers,
+    DECIMAL(38, scale)) and ``<prefix>x<i>`` (texts); ``numbers`` and
+    ``texts`` are this plan's values for them, ``types`` the (digits, scale)
+    the SQL was generated for.
     """
 
-    contract: str
-    key: int
     columns: tuple[tuple[tuple[str, Num], ...], ...]
     lines: tuple[SqlLine, ...]
     total: Num
     minor_units: int
+    numbers: tuple[Decimal, ...]
+    texts: tuple[str, ...]
+    types: tuple[tuple[int, int], ...]
 
 
 # ------------------------------------------------------------ conditions
@@ -477,155 +492,183 @@ class _Conditions:
         raise NotCompilable("a condition uses a date in arithmetic")
 
 
-# -------------------------------------------------------------- variants
+# ----------------------------------------------------------------- slots
 
 
-def _meter_amount(
-    spec: RateSpec,
+def num_type(d: Decimal) -> tuple[int, int]:
+    """The (digits, scale) a constant needs: digits before the point, decimals after."""
+    return len(str(int(abs(d)))), _scale(d)
+
+
+class Slots:
+    """A plan's constants, in the order the generator reads them, as slot columns.
+
+    With ``types`` None each number slot is typed by its own value; a shape
+    shared by several plans passes the widest type of each slot over them.
+    """
+
+    __slots__ = ("numbers", "prefix", "texts", "typed", "types")
+
+    def __init__(self, prefix: str, types: Sequence[tuple[int, int]] | None) -> None:
+        self.prefix = prefix
+        self.types = types
+        self.numbers: list[Decimal] = []
+        self.typed: list[tuple[int, int]] = []
+        self.texts: list[str] = []
+
+    def num(self, d: Decimal) -> Num:
+        if not d.is_finite():
+            raise NotCompilable(f"{d} is not a finite number")
+        i = len(self.numbers)
+        self.numbers.append(d)
+        digits, scale = num_type(d) if self.types is None else self.types[i]
+        self.typed.append((digits, scale))
+        return Num(f"{self.prefix}k{i}", digits, scale)
+
+    def text(self, t: str) -> Text:
+        self.texts.append(t)
+        return Text(f"{self.prefix}x{len(self.texts) - 1}")
+
+
+def shape_key(plan: RatingPlan) -> tuple[Any, ...]:
+    """What the generated SQL depends on: the plan's shape (and which tiers are open-ended)."""
+    return (plan.shape, tuple(tuple(b is None for b in m.bounds) for m in plan.meters))
+
+
+# ------------------------------------------------------------------ plans
+
+
+def _meter_line(
+    charge: MeterCharge,
     used: Num,
-    free: Decimal,
     places: int,
     mode: str,
-) -> tuple[Num, Num, str | Text | None]:
-    """(billable quantity, amount, unit price) of a usage line, as the interpreter rates it."""
-    billable = used if free == 0 else greatest(sub(used, lit(free)), ZERO)
-    if spec.mode == "flat":
-        assert spec.price is not None
-        return (
-            billable,
-            rounded(mul(billable, lit(spec.price)), places, mode),
-            decimal_text(spec.price),
-        )
-    if spec.mode == "graduated":
-        terms: list[Num] = []
-        lower = _ZERO
-        for tier in spec.tiers:
-            start = max(lower, free)
-            if tier.up_to is None:
-                terms.append(mul(greatest(sub(used, lit(start)), ZERO), lit(tier.price)))
-                break
-            if tier.up_to > start:
-                top = least(used, lit(tier.up_to))
-                terms.append(mul(greatest(sub(top, lit(start)), ZERO), lit(tier.price)))
-            lower = tier.up_to
-        return billable, rounded(total(terms), places, mode), None
-    # Volume: the tier that holds all of the usage prices every billable unit.
-    amounts = [rounded(mul(billable, lit(t.price)), places, mode) for t in spec.tiers]
-    bounds = [t.up_to for t in spec.tiers]
-    digits = max(a.digits for a in amounts)
-    amount_case = ["CASE"]
-    price_case = ["CASE"]
-    for bound, amount, tier in zip(bounds, amounts, spec.tiers, strict=True):
-        if bound is None:
-            amount_case.append(f"ELSE {amount.sql} END")
-            price_case.append(f"ELSE {sql_string(decimal_text(tier.price))} END")
-            break
-        cond = f"WHEN {used.sql} <= {lit(bound).sql}"
-        amount_case.append(f"{cond} THEN {amount.sql}")
-        price_case.append(f"{cond} THEN {sql_string(decimal_text(tier.price))}")
-    return billable, Num(" ".join(amount_case), digits, places), Text(" ".join(price_case))
+    slots: Slots,
+    column: Callable[[Num], Num],
+) -> SqlLine:
+    """A usage line: ``charge.pieces`` (flat, graduated) or ``volume_tier``, as SQL."""
+    meter = charge.meter
+    if charge.allowance.kind == "none":
+        free = _ZERO
+        billable = used  # usage is never negative: nothing to subtract or clamp
+    else:
+        free = charge.allowance.free()
+        billable = greatest(sub(used, slots.num(free)), ZERO)
+    unit_price: str | Text | None
+    if charge.mode == "volume":
+        # The tier that holds all of the usage prices every billable unit.
+        amounts = [rounded(mul(billable, slots.num(p)), places, mode) for p in charge.prices]
+        texts = [slots.text(decimal_text(p)) for p in charge.prices]
+        tests = [
+            (i, f"{used.sql} <= {slots.num(b).sql}")
+            for i, b in enumerate(charge.bounds[:-1])
+            if b is not None
+        ]
+        if tests:
+            whens = " ".join(f"WHEN {t} THEN {amounts[i].sql}" for i, t in tests)
+            amount = Num(
+                f"CASE {whens} ELSE {amounts[-1].sql} END",
+                max(a.digits for a in amounts),
+                places,
+            )
+            whens = " ".join(f"WHEN {t} THEN {texts[i].sql}" for i, t in tests)
+            unit_price = Text(f"CASE {whens} ELSE {texts[-1].sql} END")
+        else:
+            amount, unit_price = amounts[0], texts[0]
+    elif charge.mode == "flat":
+        # A flat rate is one open-ended piece from the free units: billable x price.
+        (piece,) = charge.pieces(free)
+        amount = rounded(mul(billable, slots.num(piece.price)), places, mode)
+        unit_price = decimal_text(piece.price)
+    else:
+        terms = []
+        for piece in charge.pieces(free):
+            # max(0, min(used, upper) - lower) * price, lower already past the free units.
+            top = used if piece.upper is None else least(used, slots.num(piece.upper))
+            terms.append(
+                mul(greatest(sub(top, slots.num(piece.lower)), ZERO), slots.num(piece.price))
+            )
+        amount = rounded(total(terms), places, mode)
+        unit_price = None
+    return SqlLine(
+        meter.line_code,
+        meter.name,
+        meter.unit,
+        canon_sql(column(billable)),
+        unit_price,
+        column(amount),
+    )
 
 
-def compile_variant(
-    c: ResolvedContract,
-    terms: Mapping[TermKey, Sourced[Any]],
-    catalog: Catalog,
+def generate(
+    plan: RatingPlan,
     meters: Mapping[str, Num],
-    key: int,
     prefix: str,
-) -> Variant:
-    """The SQL of one variant.  Column names start with ``prefix``."""
-    places = c.minor_units
-    mode = terms[("rounding",)].value
+    types: Sequence[tuple[int, int]] | None = None,
+) -> ShapeSql:
+    """The SQL of a plan for a whole month within its term, constants read from slots.
+
+    The SQL text depends only on :func:`shape_key`, ``prefix`` and ``types``
+    (the plan's numbers are in ``numbers``/``texts``), so every plan of one
+    shape shares it.  Column and slot names start with ``prefix``.  Raises
+    NotCompilable when an amount could need more than 38 digits.
+    """
+    places = plan.minor_units
+    mode = plan.rounding
     if mode not in ROUNDING:
         raise NotCompilable(f"the rounding mode `{mode}` is unknown")
-    lines: list[SqlLine] = []
+    slots = Slots(prefix, types)
     first: list[tuple[str, Num]] = []
 
     def column(expr: Num) -> Num:
         if expr.value is not None:
             return expr
-        name = f"{prefix}_{len(first)}"
+        name = f"{prefix}c{len(first)}"
         first.append((name, expr))
         return col(name, expr.digits, expr.scale)
 
-    base = terms.get(("base",))
-    kinds: list[str] = []
-    if base is not None:
-        lines.append(
-            SqlLine(
-                "base",
-                f"Base fee ({c.name})",
-                "month",
-                "1",
-                decimal_text(base.value),
-                rounded(lit(base.value), places, mode),
-            )
+    def fee_line(fee: Fee) -> SqlLine:
+        # A whole month's fee: its price rounded once (a constant of the plan).
+        amount = plan.round(fee.price)
+        return SqlLine(
+            fee.code,
+            fee.description,
+            "month",
+            "1",
+            decimal_text(fee.price),
+            rounded(slots.num(amount), places, mode),
+            decimal_text(amount),
         )
-        kinds.append("fee")
-    for meter in catalog.meters:
-        rate_s = terms.get(("meter", meter.id, "rate"))
-        if rate_s is None:
-            continue
-        used = meters[meter.usage_key]
-        free = allowance_of(meter, terms).free()
-        billable, amount, unit_price = _meter_amount(rate_s.value, used, free, places, mode)
-        quantity = column(billable)
-        lines.append(
-            SqlLine(
-                meter.line_code,
-                meter.name,
-                meter.unit,
-                canon_sql(quantity),
-                unit_price,
-                column(amount),
-            )
-        )
-        kinds.append("usage")
-    for addon_id in terms[("addons",)].value:
-        override = terms.get(("addon_price", addon_id))
-        price = override.value if override is not None else catalog.addons[addon_id].price
-        lines.append(
-            SqlLine(
-                f"addon.{addon_id}",
-                catalog.addons[addon_id].name,
-                "month",
-                "1",
-                decimal_text(price),
-                rounded(lit(price), places, mode),
-            )
-        )
-        kinds.append("fee")
+
+    lines: list[SqlLine] = []
+    if plan.base is not None:
+        lines.append(fee_line(plan.base))
+    for charge in plan.meters:
+        used = meters[charge.meter.usage_key]
+        lines.append(_meter_line(charge, used, places, mode, slots, column))
+    lines += [fee_line(fee) for fee in plan.addons]
     groups: list[tuple[tuple[str, Num], ...]] = [tuple(first)]
     amounts = [ln.amount for ln in lines]
-    codes = [ln.code for ln in lines]
+    # _plan.apply_adjustments, step for step, at a fee factor of 1.
     running = total(amounts)
     taken: dict[int, Num] = {}
-    for n, step in enumerate(adjustment_plan(terms)):
-        v = step.value
+    for n, (step, hit) in enumerate(zip(plan.adjustments, plan.reached, strict=True)):
         if step.kind == "pct":
-            hit = _hit(step.target, codes, kinds)
             with localcontext(CONTEXT):
-                share = lit(v / 100)
+                share = slots.num(step.value / 100)
             exact = neg(mul(total([amounts[i] for i in hit]), share))
-            desc = f"{v}% discount on {step.target}"
         elif step.kind == "fixed":
-            hit = ()
-            exact = neg(least(lit(v), greatest(running, ZERO)))
-            desc = f"{decimal_text(v)} discount"
+            exact = neg(least(slots.num(step.value), greatest(running, ZERO)))
         elif step.kind == "cap":
-            hit = _hit(step.target, codes, kinds)
             net = add(amounts[hit[0]], taken.get(hit[0], ZERO)) if hit else ZERO
-            excess = greatest(ZERO, sub(net, lit(v)))
+            excess = greatest(ZERO, sub(net, slots.num(step.value)))
             exact = neg(least(excess, greatest(running, ZERO)))
-            desc = f"{step.target} capped at {decimal_text(v)}"
         else:
-            hit = ()
-            exact = greatest(ZERO, sub(lit(v), running))
-            desc = f"Minimum commitment true-up ({decimal_text(v)})"
+            exact = greatest(ZERO, sub(slots.num(step.value), running))
+        # Rounded once; DuckDB has no negative zero, so -0 is 0 as in apply_adjustments.
         amount = rounded(exact, places, mode)
         if amount.value is None:
-            name = f"{prefix}_s{n}"
+            name = f"{prefix}s{n}"
             groups.append(((name, amount),))
             amount = col(name, amount.digits, amount.scale)
         if step.kind == "pct":
@@ -635,10 +678,61 @@ def compile_variant(
                 for i in hit:
                     taken[i] = sub(taken.get(i, ZERO), mul(amounts[i], share))
         running = add(running, amount)
-        lines.append(SqlLine(step.code, desc, "adjustment", "1", None, amount))
+        lines.append(SqlLine(step.code, step.description, "adjustment", "1", None, amount))
     grand = total([ln.amount for ln in lines])
     Num("", grand.digits + places, places)  # the total in integer minor units fits too
-    return Variant(c.id, key, tuple(g for g in groups if g), tuple(lines), grand, places)
+    return ShapeSql(
+        tuple(g for g in groups if g),
+        tuple(lines),
+        grand,
+        places,
+        tuple(slots.numbers),
+        tuple(slots.texts),
+        tuple(slots.typed),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """SQL shared by plans of one shape: ``sql`` and each member's constants."""
+
+    sid: int
+    sql: ShapeSql
+    members: tuple[tuple[Any, ShapeSql], ...]  # (the caller's id, that plan's constants)
+
+
+def shapes(
+    plans: Sequence[tuple[Any, RatingPlan]], meters: Mapping[str, Num], first_sid: int = 0
+) -> list[Shape]:
+    """Plans grouped by shape, each group's SQL typed by the widest of each slot.
+
+    If the widest types would need more than 38 digits somewhere, the group is
+    split by the plans' own types (each plan alone is known to compile).
+    """
+    by_key: dict[Any, list[tuple[Any, RatingPlan]]] = {}
+    for ident, plan in plans:
+        by_key.setdefault(shape_key(plan), []).append((ident, plan))
+    out: list[Shape] = []
+    for group in by_key.values():
+        sid = first_sid + len(out)
+        own = [(ident, plan, generate(plan, meters, f"s{sid}_")) for ident, plan in group]
+        types = tuple(
+            (max(t[0] for t in slot), max(t[1] for t in slot))
+            for slot in zip(*(sql.types for _, _, sql in own), strict=True)
+        )
+        try:
+            shared = generate(own[0][1], meters, f"s{sid}_", types)
+        except NotCompilable:
+            by_types: dict[Any, list[tuple[Any, RatingPlan]]] = {}
+            for ident, plan, sql in own:
+                by_types.setdefault(sql.types, []).append((ident, plan))
+            for part in by_types.values():
+                sid = first_sid + len(out)
+                members = [(ident, generate(plan, meters, f"s{sid}_")) for ident, plan in part]
+                out.append(Shape(sid, members[0][1], tuple(members)))
+            continue
+        out.append(Shape(sid, shared, tuple((ident, sql) for ident, _, sql in own)))
+    return out
 
 
 # -------------------------------------------------------------- contracts
@@ -646,33 +740,35 @@ def compile_variant(
 
 @dataclass(frozen=True, slots=True)
 class CompiledContract:
-    """What the SQL needs of one contract: its layer conditions, term, and variants."""
+    """What the SQL needs of one contract: its layers, its term, and its plans.
+
+    Layer n sets bit n of a record's variant key.  A layer with a `when`
+    condition has its SQL boolean in ``conditions[n]`` (its `from` date
+    included); a layer with only a `from` date has that date in
+    ``from_dates[n]``, which the engine compares in a joined column.
+    """
 
     contract: ResolvedContract
-    conditions: tuple[str, ...]  # one SQL boolean per conditional layer, bit n = layer n
+    plans: Plans
+    conditions: tuple[str | None, ...]
+    from_dates: tuple[date | None, ...]
     term: tuple[date, date] | None
 
-    def terms(self, key: int) -> dict[TermKey, Sourced[Any]]:
-        folded: dict[TermKey, Sourced[Any]] = {}
-        bit = 0
-        for layer in self.contract.layers:
-            if layer.conditional:
-                applies = bool(key >> bit & 1)
-                bit += 1
-                if not applies:
-                    continue
-            folded.update(layer.patch)
-        return folded
+    def plan(self, key: int) -> RatingPlan:
+        """The plan of variant key ``key`` (bit n: conditional layer n applies)."""
+        return self.plans.for_key(tuple(bool(key >> n & 1) for n in range(len(self.conditions))))
 
 
 def meter_columns(catalog: Catalog) -> dict[str, Num]:
-    """The SQL column of each usage key: m0, m1, ... as DECIMAL(38, 6)."""
+    """The SQL column of each usage key: m0, m1, ... (12 digits, 6 decimals at most)."""
     return {
         m.usage_key: col(f"m{i}", METER_DIGITS, METER_SCALE) for i, m in enumerate(catalog.meters)
     }
 
 
-def compile_contract(c: ResolvedContract, catalog: Catalog) -> CompiledContract:
+def compile_contract(
+    c: ResolvedContract, catalog: Catalog, plans: Plans | None = None
+) -> CompiledContract:
     """Check that every variant of a contract compiles; NotCompilable says why not."""
     conditional = [layer for layer in c.layers if layer.conditional]
     if len(conditional) > MAX_LAYERS:
@@ -685,16 +781,27 @@ def compile_contract(c: ResolvedContract, catalog: Catalog) -> CompiledContract:
             raise NotCompilable("its term is set inside a `when` or `from` block")
     meters = meter_columns(catalog)
     cond = _Conditions(meters)
-    conditions = []
+    conditions: list[str | None] = []
+    from_dates: list[date | None] = []
     for layer in conditional:
+        if layer.condition is None:
+            conditions.append(None)
+            from_dates.append(layer.from_date)
+            continue
         parts = []
         if layer.from_date is not None:
             parts.append(f"(pstart >= DATE '{layer.from_date.isoformat()}')")
-        if layer.condition is not None:
-            parts.append(cond.boolean(layer.condition))
+        parts.append(cond.boolean(layer.condition))
         conditions.append("(" + " AND ".join(parts) + ")")
+        from_dates.append(None)
     term = c.static_terms.get(("term",))
-    compiled = CompiledContract(c, tuple(conditions), None if term is None else term.value)
+    compiled = CompiledContract(
+        c,
+        plans if plans is not None else Plans(c, catalog),
+        tuple(conditions),
+        tuple(from_dates),
+        None if term is None else term.value,
+    )
     for key in range(2 ** len(conditional)):
-        compile_variant(c, compiled.terms(key), catalog, meters, key, "v")
+        generate(compiled.plan(key), meters, "v_")
     return compiled
