@@ -23,6 +23,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,16 @@ from ._records import (
 from ._rows import COLUMNS, CSV_HEADER, csv_field, csv_line, json_line, json_str
 from ._sql import (
     CompiledContract,
+    LineTexts,
     NotCompilable,
     Num,
     Shape,
+    ShapeCache,
     SqlLine,
     Text,
     compile_contract,
     meter_columns,
     rounding_self_check,
-    shapes,
     sql_string,
 )
 from ._tally import BatchError, CannotReadInPlace, Tally
@@ -406,48 +408,79 @@ ORDER BY ord"""
 
 # --------------------------------------------------------- stage 3: output
 
-# A part of an output line: text of the plan (str, None for a null) or SQL (Text).
-Part = str | Text | None
+
+@dataclass(frozen=True, slots=True)
+class _Own:
+    """A text of the plan in an output line: field ``field`` of its LineTexts, formatted."""
+
+    field: int
+    fmt: Callable[[str | None], str]
+
+
+def _plain(x: str | None) -> str:
+    assert x is not None
+    return x
+
+
+# A part of an output line: fixed text, a text of the plan, or SQL; None for a null.
+Part = str | _Own | Text | None
 
 
 def _text_parts(ln: SqlLine, fmt: str) -> list[Part]:
     """One output line (JSON Lines or CSV) of a plain record, after its prefix ``pre``."""
-    amount: Part = ln.amount_text if ln.amount_text is not None else _amount(ln.amount)
-    parts: list[Part] = []
+    amount: Part = _Own(3, _plain) if ln.amount_text is not None else _amount(ln.amount)
     if fmt == "jsonl":
-        parts.append(f'{json_str(ln.code)},"description":{json_str(ln.description)},"quantity":')
-        parts += _json_value(ln.quantity)
-        parts.append(f',"unit":{json_str(ln.unit)},"unit_price":')
-        parts += _json_value(ln.unit_price)
-        parts += [',"amount":"', amount, '"}']
+        quantity: list[Part] = (
+            [json_str(ln.quantity)] if isinstance(ln.quantity, str) else ['"', ln.quantity, '"']
+        )
+        prices: list[Part] = ["null"]
+        if isinstance(ln.unit_price, Text):
+            prices = ['"', ln.unit_price, '"']
+        elif isinstance(ln.unit_price, str):
+            prices = [_Own(2, json_str)]
+        return [
+            _Own(0, json_str),
+            ',"description":',
+            _Own(1, json_str),
+            ',"quantity":',
+            *quantity,
+            f',"unit":{json_str(ln.unit)},"unit_price":',
+            *prices,
+            ',"amount":"',
+            amount,
+            '"}',
+        ]
+    price: Part
+    if isinstance(ln.unit_price, Text):
+        price = ln.unit_price
     else:
-        parts.append(f"{csv_field(ln.code)},{csv_field(ln.description)},")
-        parts.append(ln.quantity if isinstance(ln.quantity, Text) else csv_field(ln.quantity))
-        parts.append(f",{csv_field(ln.unit)},")
-        parts.append(ln.unit_price if isinstance(ln.unit_price, Text) else csv_field(ln.unit_price))
-        parts += [",", amount]
-    merged: list[Part] = []
-    for p in parts:
-        if isinstance(p, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += p
-        else:
-            merged.append(p)
-    return merged
+        price = _Own(2, csv_field) if isinstance(ln.unit_price, str) else ""
+    return [
+        _Own(0, csv_field),
+        ",",
+        _Own(1, csv_field),
+        ",",
+        csv_field(ln.quantity) if isinstance(ln.quantity, str) else ln.quantity,
+        f",{csv_field(ln.unit)},",
+        price,
+        ",",
+        amount,
+    ]
 
 
 def _struct_parts(ln: SqlLine) -> list[Part]:
     """One Parquet row of a plain record: its ten fields."""
-    amount = ln.amount_text if ln.amount_text is not None else _amount(ln.amount)
+    amount = _Own(3, _plain) if ln.amount_text is not None else _amount(ln.amount)
     return [
         Text("account"),
         Text("contract"),
         Text("period"),
         Text("currency"),
-        ln.code,
-        ln.description,
+        _Own(0, _plain),
+        _Own(1, _plain),
         ln.quantity,
         ln.unit,
-        ln.unit_price,
+        _Own(2, _plain) if isinstance(ln.unit_price, str) else ln.unit_price,
         amount,
     ]
 
@@ -521,27 +554,48 @@ class _Terms:
         con.execute(f"CREATE TABLE terms AS SELECT {', '.join(select)}", params)
 
 
+def _run(parts: Sequence[Part], texts: LineTexts) -> str:
+    """Fixed text and a plan's texts, as one text."""
+    out = []
+    for p in parts:
+        if isinstance(p, _Own):
+            out.append(p.fmt(texts[p.field]))
+        else:
+            assert isinstance(p, str)
+            out.append(p)
+    return "".join(out)
+
+
 def _shape_lines(shape: Shape, fmt: str, terms: _Terms, first_row: int) -> str:
-    """SQL for the list of output lines of a shape's records; adds its text columns to ``terms``."""
+    """SQL for the list of output lines of a shape's records; adds its text columns to ``terms``.
 
-    def parts(lines: Sequence[SqlLine]) -> list[list[Part]]:
-        if fmt == "parquet":
-            return [_struct_parts(ln) for ln in lines]
-        return [_text_parts(ln, fmt) for ln in lines]
-
-    shared = parts(shape.sql.lines)
-    own = [parts(sql.lines) for _, sql in shape.members]
+    Fixed text and the plans' texts between two SQL parts form a run; a run
+    that differs between the shape's plans becomes a column of the terms table.
+    """
     out = []
     runs = 0
-    for n, line in enumerate(shared):
+    for n, ln in enumerate(shape.sql.lines):
+        if fmt == "parquet":
+            groups: list[list[Part]] = [[p] for p in _struct_parts(ln)]
+        else:
+            groups = []
+            for p in _text_parts(ln, fmt):
+                if isinstance(p, Text) or not groups or isinstance(groups[-1][0], Text):
+                    groups.append([p])
+                else:
+                    groups[-1].append(p)
         items = []
-        for j, part in enumerate(line):
-            if isinstance(part, Text):
-                items.append(part.sql)
+        for group in groups:
+            first = group[0]
+            if isinstance(first, Text):
+                items.append(first.sql)
                 continue
-            values = [member[n][j] for member in own]
+            if len(group) == 1 and first is None:
+                items.append(_NULL)
+                continue
+            values = [_run(group, m.lines[n]) for m in shape.members]
             if all(v == values[0] for v in values):
-                items.append(_NULL if values[0] is None else sql_string(str(values[0])))
+                items.append(sql_string(values[0]))
                 continue
             name = f"s{shape.sid}_r{runs}"
             runs += 1
@@ -594,10 +648,13 @@ class _Engine:
         self.whole = {m.usage_key: m.whole for m in rules.meters}
         self.compiled: list[CompiledContract] = []
         self.failures: dict[str, str] = {}
+        self.cache = ShapeCache(meter_columns(self.catalog))
         for cid in sorted(rules.contracts):
             try:
                 self.compiled.append(
-                    compile_contract(rules.contracts[cid], self.catalog, rules._plans(cid))
+                    compile_contract(
+                        rules.contracts[cid], self.catalog, rules._plans(cid), self.cache
+                    )
                 )
             except NotCompilable as exc:
                 self.failures[cid] = str(exc)
@@ -695,7 +752,7 @@ class _Engine:
             self.tally.records += count
             self.tally.rated += count
             self.tally.lines += count * len(plan.codes)
-        return shapes(plans, meter_columns(self.catalog))
+        return self.cache.shapes(plans)
 
     def terms(self, con: Any, found: Sequence[Shape], out_fmt: str) -> dict[int, str]:
         """Create the terms table; the SQL of each shape's list of output lines."""
@@ -703,7 +760,7 @@ class _Engine:
         lines = {}
         members = [m for shape in found for m in shape.members]
         terms.rows = len(members)
-        idents = [ident for ident, _ in members]
+        idents = [m.ident for m in members]
         terms.add("cid", "INTEGER", [cid for cid, _ in idents], 0)
         terms.add("vkey", "INTEGER", [key for _, key in idents], 0)
         terms.add("sid", "INTEGER", [s.sid for s in found for _ in s.members], 0)
@@ -715,12 +772,12 @@ class _Engine:
         terms.add("p2", "VARCHAR", [t[1] for t in texts], 0)
         row = 0
         for shape in found:
-            own = [sql for _, sql in shape.members]
+            own = shape.members
             for i, (_, scale) in enumerate(shape.sql.types):
-                values = [decimal_text(sql.numbers[i]) for sql in own]
+                values = [decimal_text(m.numbers[i]) for m in own]
                 terms.add(f"s{shape.sid}_k{i}", f"DECIMAL(38,{scale})", values, row)
             for i in range(len(shape.sql.texts)):
-                terms.add(f"s{shape.sid}_x{i}", "VARCHAR", [sql.texts[i] for sql in own], row)
+                terms.add(f"s{shape.sid}_x{i}", "VARCHAR", [m.texts[i] for m in own], row)
             lines[shape.sid] = _shape_lines(shape, out_fmt, terms, row)
             row += len(own)
         terms.create(con)

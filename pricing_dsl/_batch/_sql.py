@@ -26,29 +26,32 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 from .. import _ast as A
 from .._decimal import CONTEXT, ROUNDING
 from .._invoice import decimal_text
-from .._plan import Catalog, Fee, MeterCharge, Plans, RatingPlan
+from .._plan import Catalog, Fee, Piece, Plans, RatingPlan
 from .._terms import ResolvedContract
 
 __all__ = [
     "METER_DIGITS",
     "METER_SCALE",
     "CompiledContract",
+    "Member",
     "NotCompilable",
     "Num",
     "Shape",
+    "ShapeCache",
     "ShapeSql",
     "SqlLine",
     "Text",
     "compile_contract",
     "generate",
+    "line_texts",
     "meter_columns",
     "shape_key",
-    "shapes",
     "sql_string",
 ]
 
@@ -311,24 +314,28 @@ class SqlLine:
     amount_text: str | None = None
 
 
+# A constant of a plan, read from any plan of the same shape.
+Getter = Callable[[RatingPlan], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class ShapeSql:
-    """The SQL of one plan shape, and one plan's constants for it.
+    """The SQL of one plan shape, with constants read from slot columns.
 
     ``columns`` are computed one group after another (each group may use the
-    columns of earlier groups); the lines and the total refer to them.  The
-    constants are read from slot columns named ``<prefix>k<i>`` (numbers,
-    DECIMAL(38, scale)) and ``<prefix>x<i>`` (texts); ``numbers`` and
-    ``texts`` are this plan's values for them, ``types`` the (digits, scale)
-    the SQL was generated for.
+    columns of earlier groups); the lines and the total refer to them.  Slot
+    ``<prefix>k<i>`` holds number ``numbers[i]`` as DECIMAL(38, scale), typed
+    ``types[i]`` (digits, scale); slot ``<prefix>x<i>`` holds text
+    ``texts[i]``.  Each getter reads its constant from any plan of the shape.
+    The lines' plain texts are those of the plan the SQL was generated from.
     """
 
     columns: tuple[tuple[tuple[str, Num], ...], ...]
     lines: tuple[SqlLine, ...]
     total: Num
     minor_units: int
-    numbers: tuple[Decimal, ...]
-    texts: tuple[str, ...]
+    numbers: tuple[Getter, ...]
+    texts: tuple[Getter, ...]
     types: tuple[tuple[int, int], ...]
 
 
@@ -497,36 +504,39 @@ class _Conditions:
 
 def num_type(d: Decimal) -> tuple[int, int]:
     """The (digits, scale) a constant needs: digits before the point, decimals after."""
+    if not d.is_finite():
+        raise NotCompilable(f"{d} is not a finite number")
     return len(str(int(abs(d)))), _scale(d)
 
 
 class Slots:
-    """A plan's constants, in the order the generator reads them, as slot columns.
+    """The constants the generator reads, as slot columns, and how to read each one.
 
-    With ``types`` None each number slot is typed by its own value; a shape
-    shared by several plans passes the widest type of each slot over them.
+    With ``types`` None each number slot is typed by its value in ``plan``;
+    a shape shared by several plans passes the widest type of each slot.
     """
 
-    __slots__ = ("numbers", "prefix", "texts", "typed", "types")
+    __slots__ = ("numbers", "plan", "prefix", "texts", "typed", "types")
 
-    def __init__(self, prefix: str, types: Sequence[tuple[int, int]] | None) -> None:
+    def __init__(
+        self, plan: RatingPlan, prefix: str, types: Sequence[tuple[int, int]] | None
+    ) -> None:
+        self.plan = plan
         self.prefix = prefix
         self.types = types
-        self.numbers: list[Decimal] = []
+        self.numbers: list[Getter] = []
         self.typed: list[tuple[int, int]] = []
-        self.texts: list[str] = []
+        self.texts: list[Getter] = []
 
-    def num(self, d: Decimal) -> Num:
-        if not d.is_finite():
-            raise NotCompilable(f"{d} is not a finite number")
+    def num(self, get: Getter) -> Num:
         i = len(self.numbers)
-        self.numbers.append(d)
-        digits, scale = num_type(d) if self.types is None else self.types[i]
+        self.numbers.append(get)
+        digits, scale = num_type(get(self.plan)) if self.types is None else self.types[i]
         self.typed.append((digits, scale))
         return Num(f"{self.prefix}k{i}", digits, scale)
 
-    def text(self, t: str) -> Text:
-        self.texts.append(t)
+    def text(self, get: Getter) -> Text:
+        self.texts.append(get)
         return Text(f"{self.prefix}x{len(self.texts) - 1}")
 
 
@@ -537,62 +547,139 @@ def shape_key(plan: RatingPlan) -> tuple[Any, ...]:
 
 # ------------------------------------------------------------------ plans
 
+# A line's texts that are the plan's own: code, description, unit price, amount.
+LineTexts = tuple[str, str, str | None, str | None]
+
+
+def line_texts(plan: RatingPlan) -> list[LineTexts]:
+    """Each line's code, description, unit price (flat rates and fees) and amount (fees).
+
+    The texts of a plan that are not computed from usage.  A fee is a whole
+    month's: its price rounded once.
+    """
+
+    def fee(f: Fee) -> LineTexts:
+        return f.code, f.description, decimal_text(f.price), decimal_text(plan.round(f.price))
+
+    out = [] if plan.base is None else [fee(plan.base)]
+    for m in plan.meters:
+        price = decimal_text(m.prices[0]) if m.mode == "flat" else None
+        out.append((m.meter.line_code, m.meter.name, price, None))
+    out += [fee(f) for f in plan.addons]
+    out += [(a.code, a.description, None, None) for a in plan.adjustments]
+    return out
+
+
+# Getters: how to read each constant from any plan of a shape (see Slots).
+
+
+def _free(n: int, p: RatingPlan) -> Decimal:
+    return p.meters[n].allowance.free()
+
+
+def _price(n: int, k: int, p: RatingPlan) -> Decimal:
+    return p.meters[n].prices[k]
+
+
+def _price_text(n: int, k: int, p: RatingPlan) -> str:
+    return decimal_text(p.meters[n].prices[k])
+
+
+def _bound(n: int, k: int, p: RatingPlan) -> Decimal | None:
+    return p.meters[n].bounds[k]
+
+
+def _piece(n: int, k: int, field: str, p: RatingPlan) -> Decimal | None:
+    charge = p.meters[n]
+    piece: Piece = charge.pieces(charge.allowance.free())[k]
+    value: Decimal | None = getattr(piece, field)
+    return value
+
+
+def _share(n: int, p: RatingPlan) -> Decimal:
+    with localcontext(CONTEXT):
+        return p.adjustments[n].value / 100
+
+
+def _value(n: int, p: RatingPlan) -> Decimal:
+    return p.adjustments[n].value
+
+
+def _base(p: RatingPlan) -> Fee:
+    assert p.base is not None
+    return p.base
+
+
+def _addon(j: int, p: RatingPlan) -> Fee:
+    return p.addons[j]
+
+
+def _fee_amount(get: Callable[[RatingPlan], Fee], p: RatingPlan) -> Decimal:
+    """A whole month's fee: its price rounded once."""
+    return p.round(get(p).price)
+
 
 def _meter_line(
-    charge: MeterCharge,
+    n: int,
     used: Num,
-    places: int,
-    mode: str,
+    texts: LineTexts,
     slots: Slots,
     column: Callable[[Num], Num],
 ) -> SqlLine:
-    """A usage line: ``charge.pieces`` (flat, graduated) or ``volume_tier``, as SQL."""
+    """Usage line ``n``: ``MeterCharge.pieces`` (flat, graduated) or ``volume_tier``, as SQL."""
+    plan = slots.plan
+    places, mode = plan.minor_units, plan.rounding
+    charge = plan.meters[n]
     meter = charge.meter
     if charge.allowance.kind == "none":
-        free = _ZERO
         billable = used  # usage is never negative: nothing to subtract or clamp
     else:
-        free = charge.allowance.free()
-        billable = greatest(sub(used, slots.num(free)), ZERO)
+        free = slots.num(partial(_free, n))
+        billable = greatest(sub(used, free), ZERO)
     unit_price: str | Text | None
+    tiers = range(len(charge.bounds))
     if charge.mode == "volume":
         # The tier that holds all of the usage prices every billable unit.
-        amounts = [rounded(mul(billable, slots.num(p)), places, mode) for p in charge.prices]
-        texts = [slots.text(decimal_text(p)) for p in charge.prices]
+        amounts = [
+            rounded(mul(billable, slots.num(partial(_price, n, k))), places, mode) for k in tiers
+        ]
+        prices = [slots.text(partial(_price_text, n, k)) for k in tiers]
         tests = [
-            (i, f"{used.sql} <= {slots.num(b).sql}")
-            for i, b in enumerate(charge.bounds[:-1])
-            if b is not None
+            (k, f"{used.sql} <= {slots.num(partial(_bound, n, k)).sql}")
+            for k in tiers[:-1]
+            if charge.bounds[k] is not None
         ]
         if tests:
-            whens = " ".join(f"WHEN {t} THEN {amounts[i].sql}" for i, t in tests)
+            whens = " ".join(f"WHEN {t} THEN {amounts[k].sql}" for k, t in tests)
             amount = Num(
                 f"CASE {whens} ELSE {amounts[-1].sql} END",
                 max(a.digits for a in amounts),
                 places,
             )
-            whens = " ".join(f"WHEN {t} THEN {texts[i].sql}" for i, t in tests)
-            unit_price = Text(f"CASE {whens} ELSE {texts[-1].sql} END")
+            whens = " ".join(f"WHEN {t} THEN {prices[k].sql}" for k, t in tests)
+            unit_price = Text(f"CASE {whens} ELSE {prices[-1].sql} END")
         else:
-            amount, unit_price = amounts[0], texts[0]
+            amount, unit_price = amounts[0], prices[0]
     elif charge.mode == "flat":
         # A flat rate is one open-ended piece from the free units: billable x price.
-        (piece,) = charge.pieces(free)
-        amount = rounded(mul(billable, slots.num(piece.price)), places, mode)
-        unit_price = decimal_text(piece.price)
+        price = slots.num(partial(_piece, n, 0, "price"))
+        amount = rounded(mul(billable, price), places, mode)
+        unit_price = texts[2]
     else:
         terms = []
-        for piece in charge.pieces(free):
+        for k, piece in enumerate(charge.pieces(charge.allowance.free())):
             # max(0, min(used, upper) - lower) * price, lower already past the free units.
-            top = used if piece.upper is None else least(used, slots.num(piece.upper))
-            terms.append(
-                mul(greatest(sub(top, slots.num(piece.lower)), ZERO), slots.num(piece.price))
-            )
+            top = used
+            if piece.upper is not None:
+                top = least(used, slots.num(partial(_piece, n, k, "upper")))
+            lower = slots.num(partial(_piece, n, k, "lower"))
+            price = slots.num(partial(_piece, n, k, "price"))
+            terms.append(mul(greatest(sub(top, lower), ZERO), price))
         amount = rounded(total(terms), places, mode)
         unit_price = None
     return SqlLine(
         meter.line_code,
-        meter.name,
+        texts[1],
         meter.unit,
         canon_sql(column(billable)),
         unit_price,
@@ -609,15 +696,16 @@ def generate(
     """The SQL of a plan for a whole month within its term, constants read from slots.
 
     The SQL text depends only on :func:`shape_key`, ``prefix`` and ``types``
-    (the plan's numbers are in ``numbers``/``texts``), so every plan of one
-    shape shares it.  Column and slot names start with ``prefix``.  Raises
-    NotCompilable when an amount could need more than 38 digits.
+    (the slots' types; None: those of this plan's own numbers), so every plan
+    of one shape shares it.  Column and slot names start with ``prefix``.
+    Raises NotCompilable when an amount could need more than 38 digits.
     """
     places = plan.minor_units
     mode = plan.rounding
     if mode not in ROUNDING:
         raise NotCompilable(f"the rounding mode `{mode}` is unknown")
-    slots = Slots(prefix, types)
+    slots = Slots(plan, prefix, types)
+    texts = line_texts(plan)
     first: list[tuple[str, Num]] = []
 
     def column(expr: Num) -> Num:
@@ -627,26 +715,18 @@ def generate(
         first.append((name, expr))
         return col(name, expr.digits, expr.scale)
 
-    def fee_line(fee: Fee) -> SqlLine:
-        # A whole month's fee: its price rounded once (a constant of the plan).
-        amount = plan.round(fee.price)
-        return SqlLine(
-            fee.code,
-            fee.description,
-            "month",
-            "1",
-            decimal_text(fee.price),
-            rounded(slots.num(amount), places, mode),
-            decimal_text(amount),
-        )
+    def fee_line(t: LineTexts, get: Callable[[RatingPlan], Fee]) -> SqlLine:
+        amount = rounded(slots.num(partial(_fee_amount, get)), places, mode)
+        return SqlLine(t[0], t[1], "month", "1", t[2], amount, t[3])
 
     lines: list[SqlLine] = []
     if plan.base is not None:
-        lines.append(fee_line(plan.base))
-    for charge in plan.meters:
+        lines.append(fee_line(texts[0], _base))
+    for n, charge in enumerate(plan.meters):
         used = meters[charge.meter.usage_key]
-        lines.append(_meter_line(charge, used, places, mode, slots, column))
-    lines += [fee_line(fee) for fee in plan.addons]
+        lines.append(_meter_line(n, used, texts[len(lines)], slots, column))
+    for j in range(len(plan.addons)):
+        lines.append(fee_line(texts[len(lines)], partial(_addon, j)))
     groups: list[tuple[tuple[str, Num], ...]] = [tuple(first)]
     amounts = [ln.amount for ln in lines]
     # _plan.apply_adjustments, step for step, at a fee factor of 1.
@@ -654,17 +734,16 @@ def generate(
     taken: dict[int, Num] = {}
     for n, (step, hit) in enumerate(zip(plan.adjustments, plan.reached, strict=True)):
         if step.kind == "pct":
-            with localcontext(CONTEXT):
-                share = slots.num(step.value / 100)
+            share = slots.num(partial(_share, n))
             exact = neg(mul(total([amounts[i] for i in hit]), share))
         elif step.kind == "fixed":
-            exact = neg(least(slots.num(step.value), greatest(running, ZERO)))
+            exact = neg(least(slots.num(partial(_value, n)), greatest(running, ZERO)))
         elif step.kind == "cap":
             net = add(amounts[hit[0]], taken.get(hit[0], ZERO)) if hit else ZERO
-            excess = greatest(ZERO, sub(net, slots.num(step.value)))
+            excess = greatest(ZERO, sub(net, slots.num(partial(_value, n))))
             exact = neg(least(excess, greatest(running, ZERO)))
         else:
-            exact = greatest(ZERO, sub(slots.num(step.value), running))
+            exact = greatest(ZERO, sub(slots.num(partial(_value, n)), running))
         # Rounded once; DuckDB has no negative zero, so -0 is 0 as in apply_adjustments.
         amount = rounded(exact, places, mode)
         if amount.value is None:
@@ -678,7 +757,8 @@ def generate(
                 for i in hit:
                     taken[i] = sub(taken.get(i, ZERO), mul(amounts[i], share))
         running = add(running, amount)
-        lines.append(SqlLine(step.code, step.description, "adjustment", "1", None, amount))
+        t = texts[len(lines)]
+        lines.append(SqlLine(t[0], t[1], "adjustment", "1", None, amount))
     grand = total([ln.amount for ln in lines])
     Num("", grand.digits + places, places)  # the total in integer minor units fits too
     return ShapeSql(
@@ -693,46 +773,115 @@ def generate(
 
 
 @dataclass(frozen=True, slots=True)
+class Member:
+    """One plan of a shape: the caller's id for it and its constants."""
+
+    ident: Any
+    numbers: tuple[Decimal, ...]
+    texts: tuple[str, ...]
+    lines: tuple[LineTexts, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Shape:
-    """SQL shared by plans of one shape: ``sql`` and each member's constants."""
+    """SQL shared by plans of one shape (``sql``), and each plan's constants."""
 
     sid: int
     sql: ShapeSql
-    members: tuple[tuple[Any, ShapeSql], ...]  # (the caller's id, that plan's constants)
+    members: tuple[Member, ...]
 
 
-def shapes(
-    plans: Sequence[tuple[Any, RatingPlan]], meters: Mapping[str, Num], first_sid: int = 0
-) -> list[Shape]:
-    """Plans grouped by shape, each group's SQL typed by the widest of each slot.
+class ShapeCache:
+    """Generated SQL by shape and slot types, so each is generated once.
 
-    If the widest types would need more than 38 digits somewhere, the group is
-    split by the plans' own types (each plan alone is known to compile).
+    Also remembers which (shape, types) do not compile.  Use one per ruleset.
     """
-    by_key: dict[Any, list[tuple[Any, RatingPlan]]] = {}
-    for ident, plan in plans:
-        by_key.setdefault(shape_key(plan), []).append((ident, plan))
-    out: list[Shape] = []
-    for group in by_key.values():
-        sid = first_sid + len(out)
-        own = [(ident, plan, generate(plan, meters, f"s{sid}_")) for ident, plan in group]
-        types = tuple(
-            (max(t[0] for t in slot), max(t[1] for t in slot))
-            for slot in zip(*(sql.types for _, _, sql in own), strict=True)
+
+    def __init__(self, meters: Mapping[str, Num]) -> None:
+        self.meters = meters
+        self.reader: dict[Any, ShapeSql] = {}
+        self.sql: dict[tuple[Any, ...], ShapeSql | NotCompilable] = {}
+        self.read: dict[int, tuple[RatingPlan, tuple[tuple[Decimal, ...], tuple[str, ...]]]] = {}
+
+    def constants(self, plan: RatingPlan) -> tuple[tuple[Decimal, ...], tuple[str, ...]]:
+        """A plan's numbers and texts in its shape's slot order."""
+        found = self.read.get(id(plan))
+        if found is not None and found[0] is plan:
+            return found[1]
+        key = shape_key(plan)
+        reader = self.reader.get(key)
+        if reader is None:
+            # Any plan of the shape names the slots; typed as each needs, so
+            # a plan whose own numbers are too long fails here as it would alone.
+            reader = self.reader.setdefault(key, generate(plan, self.meters, "v_"))
+        consts = (
+            tuple(get(plan) for get in reader.numbers),
+            tuple(get(plan) for get in reader.texts),
         )
-        try:
-            shared = generate(own[0][1], meters, f"s{sid}_", types)
-        except NotCompilable:
-            by_types: dict[Any, list[tuple[Any, RatingPlan]]] = {}
-            for ident, plan, sql in own:
-                by_types.setdefault(sql.types, []).append((ident, plan))
-            for part in by_types.values():
-                sid = first_sid + len(out)
-                members = [(ident, generate(plan, meters, f"s{sid}_")) for ident, plan in part]
-                out.append(Shape(sid, members[0][1], tuple(members)))
-            continue
-        out.append(Shape(sid, shared, tuple((ident, sql) for ident, _, sql in own)))
-    return out
+        # Keyed by identity, with the plan kept so that its id is not reused.
+        self.read[id(plan)] = (plan, consts)
+        return consts
+
+    def generate(
+        self, plan: RatingPlan, prefix: str, types: tuple[tuple[int, int], ...]
+    ) -> ShapeSql:
+        """``generate(plan, ..., prefix, types)``, once per shape, prefix and types."""
+        key = (shape_key(plan), prefix, types)
+        found = self.sql.get(key)
+        if found is None:
+            try:
+                found = generate(plan, self.meters, prefix, types)
+            except NotCompilable as exc:
+                found = exc
+            self.sql[key] = found
+        if isinstance(found, NotCompilable):
+            raise found
+        return found
+
+    def check(self, plan: RatingPlan) -> None:
+        """Raise NotCompilable if the plan, typed by its own numbers, does not compile."""
+        numbers, _ = self.constants(plan)
+        self.generate(plan, "v_", tuple(num_type(d) for d in numbers))
+
+    def shapes(self, plans: Sequence[tuple[Any, RatingPlan]]) -> list[Shape]:
+        """Plans grouped by shape, each group's SQL typed by the widest of each slot.
+
+        If the widest types would need more than 38 digits somewhere, the group
+        is split by the plans' own types (each plan alone is known to compile).
+        """
+        by_key: dict[Any, list[tuple[Any, RatingPlan]]] = {}
+        for ident, plan in plans:
+            by_key.setdefault(shape_key(plan), []).append((ident, plan))
+        out: list[Shape] = []
+        for group in by_key.values():
+            members = []
+            for ident, plan in group:
+                numbers, texts = self.constants(plan)
+                members.append(
+                    (
+                        plan,
+                        tuple(num_type(d) for d in numbers),
+                        Member(ident, numbers, texts, tuple(line_texts(plan))),
+                    )
+                )
+            widest = tuple(
+                (max(t[0] for t in slot), max(t[1] for t in slot))
+                for slot in zip(*(typed for _, typed, _ in members), strict=True)
+            )
+            sid = len(out)
+            try:
+                sql = self.generate(group[0][1], f"s{sid}_", widest)
+            except NotCompilable:
+                parts: dict[Any, list[tuple[RatingPlan, Member]]] = {}
+                for plan, typed, member in members:
+                    parts.setdefault(typed, []).append((plan, member))
+                for typed, part in parts.items():
+                    sid = len(out)
+                    sql = self.generate(part[0][0], f"s{sid}_", typed)
+                    out.append(Shape(sid, sql, tuple(m for _, m in part)))
+                continue
+            out.append(Shape(sid, sql, tuple(m for _, _, m in members)))
+        return out
 
 
 # -------------------------------------------------------------- contracts
@@ -767,7 +916,10 @@ def meter_columns(catalog: Catalog) -> dict[str, Num]:
 
 
 def compile_contract(
-    c: ResolvedContract, catalog: Catalog, plans: Plans | None = None
+    c: ResolvedContract,
+    catalog: Catalog,
+    plans: Plans | None = None,
+    cache: ShapeCache | None = None,
 ) -> CompiledContract:
     """Check that every variant of a contract compiles; NotCompilable says why not."""
     conditional = [layer for layer in c.layers if layer.conditional]
@@ -779,8 +931,9 @@ def compile_contract(
     for layer in conditional:
         if ("term",) in layer.patch:
             raise NotCompilable("its term is set inside a `when` or `from` block")
-    meters = meter_columns(catalog)
-    cond = _Conditions(meters)
+    if cache is None:
+        cache = ShapeCache(meter_columns(catalog))
+    cond = _Conditions(cache.meters)
     conditions: list[str | None] = []
     from_dates: list[date | None] = []
     for layer in conditional:
@@ -803,5 +956,5 @@ def compile_contract(
         None if term is None else term.value,
     )
     for key in range(2 ** len(conditional)):
-        generate(compiled.plan(key), meters, "v_")
+        cache.check(compiled.plan(key))
     return compiled
