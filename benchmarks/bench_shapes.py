@@ -12,7 +12,7 @@ and the line items written as JSON Lines.
 For each N it times, end to end:
 
 - ``duckdb`` (and ``python`` when asked): loading the ruleset text and
-  ``run_batch`` on the file;
+  ``run_batch`` on the file (the loading is also shown apart);
 - ``baseline``: what an engineer would write by hand -- the same contracts'
   terms as a Python dict, the CSV read with the csv module, every line item
   rated with Decimal and written with json.dumps.
@@ -158,15 +158,18 @@ def baseline(usage: Path, out: Path, terms: list[Terms]) -> None:
                 )
 
 
-def timed_engine(source: str, usage: Path, out: Path, engine: str, records: int) -> float:
-    """Load the ruleset and run the batch: the whole cost of a billing run."""
+def timed_engine(
+    source: str, usage: Path, out: Path, engine: str, records: int
+) -> tuple[float, float]:
+    """Load the ruleset and run the batch: the whole cost of a billing run, and of the load."""
     start = time.perf_counter()
     rules = pricing_dsl.loads(source, "contracts.pricing")
+    loaded = time.perf_counter() - start
     summary = run_batch(rules, usage, out, engine=engine, quiet=True)
     seconds = time.perf_counter() - start
     assert summary.failed == 0 and summary.rated == records, summary
     assert summary.interpreted == 0 or engine == "python", summary.reasons
-    return seconds
+    return seconds, loaded
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     engines = [e for e in args.engines.split(",") if e]
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-shapes-"))
     directory.mkdir(parents=True, exist_ok=True)
-    results: list[tuple[int, str, float]] = []
+    results: list[tuple[int, str, float, float]] = []
     try:
         for n in counts:
             terms = contracts(n)
@@ -193,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
                 if engine == "baseline":
                     start = time.perf_counter()
                     baseline(usage, out, terms)
-                    seconds = time.perf_counter() - start
+                    seconds, loaded = time.perf_counter() - start, 0.0
                 else:
-                    seconds = timed_engine(source, usage, out, engine, args.records)
+                    seconds, loaded = timed_engine(source, usage, out, engine, args.records)
                 outs[engine] = out
-                results.append((n, engine, seconds))
+                results.append((n, engine, seconds, loaded))
                 print(f"  {n:6,} contracts  {engine:9} {seconds:8.2f} s", flush=True)
             first = outs[engines[0]]
             for engine, out in outs.items():
@@ -206,17 +209,20 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
         print()
         print(
-            f"{'contracts':>10} {'engine':9} {'seconds':>8} {'records/s':>11} "
-            f"{'vs baseline':>12} {'vs ' + str(counts[0]) + ' contracts':>17}"
+            f"{'contracts':>10} {'engine':9} {'seconds':>8} {'loading':>8} {'records/s':>11} "
+            f"{'vs baseline':>12} {'vs ' + str(counts[0]) + ' contracts':>17} "
+            f"{'same, w/o loading':>18}"
         )
-        own = {(n, e): s for n, e, s in results}
-        for n, engine, seconds in results:
+        own = {(n, e): (s, ld) for n, e, s, ld in results}
+        for n, engine, seconds, loaded in results:
             base = own.get((n, "baseline"))
-            ratio = f"{base / seconds:11.2f}x" if base else f"{'':12}"
-            growth = seconds / own[(counts[0], engine)]
+            ratio = f"{base[0] / seconds:11.2f}x" if base else f"{'':12}"
+            first, first_loaded = own[(counts[0], engine)]
+            growth = seconds / first
+            rest = (seconds - loaded) / (first - first_loaded)
             print(
-                f"{n:10,} {engine:9} {seconds:8.2f} {args.records / seconds:11,.0f} "
-                f"{ratio} {growth:16.2f}x"
+                f"{n:10,} {engine:9} {seconds:8.2f} {loaded:8.2f} {args.records / seconds:11,.0f} "
+                f"{ratio} {growth:16.2f}x {rest:17.2f}x"
             )
         print(
             f"\n{args.records:,} records, 5 line items each, CSV in, JSON Lines out; "

@@ -574,6 +574,7 @@ def _shape_lines(shape: Shape, fmt: str, terms: _Terms, first_row: int) -> str:
     """
     out = []
     runs = 0
+    ln_texts = shape.members[0].lines
     for n, ln in enumerate(shape.sql.lines):
         if fmt == "parquet":
             groups: list[list[Part]] = [[p] for p in _struct_parts(ln)]
@@ -592,6 +593,11 @@ def _shape_lines(shape: Shape, fmt: str, terms: _Terms, first_row: int) -> str:
                 continue
             if len(group) == 1 and first is None:
                 items.append(_NULL)
+                continue
+            used = {p.field for p in group if isinstance(p, _Own)}
+            texts = ln_texts[n]
+            if all(m.lines[n][f] == texts[f] for f in used for m in shape.members):
+                items.append(sql_string(_run(group, texts)))  # the same for every plan
                 continue
             values = [_run(group, m.lines[n]) for m in shape.members]
             if all(v == values[0] for v in values):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -791,6 +791,10 @@ class Shape:
     members: tuple[Member, ...]
 
 
+# What ShapeCache.read finds of a plan: its shape key, its numbers' types, its constants.
+Read = tuple[Any, tuple[tuple[int, int], ...], Member]
+
+
 class ShapeCache:
     """Generated SQL by shape and slot types, so each is generated once.
 
@@ -801,11 +805,11 @@ class ShapeCache:
         self.meters = meters
         self.reader: dict[Any, ShapeSql] = {}
         self.sql: dict[tuple[Any, ...], ShapeSql | NotCompilable] = {}
-        self.read: dict[int, tuple[RatingPlan, tuple[tuple[Decimal, ...], tuple[str, ...]]]] = {}
+        self.plans: dict[int, tuple[RatingPlan, Read]] = {}
 
-    def constants(self, plan: RatingPlan) -> tuple[tuple[Decimal, ...], tuple[str, ...]]:
-        """A plan's numbers and texts in its shape's slot order."""
-        found = self.read.get(id(plan))
+    def read(self, plan: RatingPlan) -> Read:
+        """A plan's shape key, the types of its numbers, and its constants (``ident`` None)."""
+        found = self.plans.get(id(plan))
         if found is not None and found[0] is plan:
             return found[1]
         key = shape_key(plan)
@@ -814,19 +818,22 @@ class ShapeCache:
             # Any plan of the shape names the slots; typed as each needs, so
             # a plan whose own numbers are too long fails here as it would alone.
             reader = self.reader.setdefault(key, generate(plan, self.meters, "v_"))
-        consts = (
-            tuple(get(plan) for get in reader.numbers),
-            tuple(get(plan) for get in reader.texts),
+        numbers = tuple(get(plan) for get in reader.numbers)
+        texts = tuple(get(plan) for get in reader.texts)
+        read = (
+            key,
+            tuple(num_type(d) for d in numbers),
+            Member(None, numbers, texts, tuple(line_texts(plan))),
         )
         # Keyed by identity, with the plan kept so that its id is not reused.
-        self.read[id(plan)] = (plan, consts)
-        return consts
+        self.plans[id(plan)] = (plan, read)
+        return read
 
     def generate(
         self, plan: RatingPlan, prefix: str, types: tuple[tuple[int, int], ...]
     ) -> ShapeSql:
         """``generate(plan, ..., prefix, types)``, once per shape, prefix and types."""
-        key = (shape_key(plan), prefix, types)
+        key = (self.read(plan)[0], prefix, types)
         found = self.sql.get(key)
         if found is None:
             try:
@@ -840,48 +847,52 @@ class ShapeCache:
 
     def check(self, plan: RatingPlan) -> None:
         """Raise NotCompilable if the plan, typed by its own numbers, does not compile."""
-        numbers, _ = self.constants(plan)
-        self.generate(plan, "v_", tuple(num_type(d) for d in numbers))
+        self.generate(plan, "v_", self.read(plan)[1])
 
     def shapes(self, plans: Sequence[tuple[Any, RatingPlan]]) -> list[Shape]:
         """Plans grouped by shape, each group's SQL typed by the widest of each slot.
 
         If the widest types would need more than 38 digits somewhere, the group
-        is split by the plans' own types (each plan alone is known to compile).
+        is split into groups that fit (each plan alone is known to compile).
         """
-        by_key: dict[Any, list[tuple[Any, RatingPlan]]] = {}
+        by_key: dict[Any, list[tuple[RatingPlan, tuple[tuple[int, int], ...], Member]]] = {}
         for ident, plan in plans:
-            by_key.setdefault(shape_key(plan), []).append((ident, plan))
+            key, typed, member = self.read(plan)
+            by_key.setdefault(key, []).append((plan, typed, replace(member, ident=ident)))
         out: list[Shape] = []
-        for group in by_key.values():
-            members = []
-            for ident, plan in group:
-                numbers, texts = self.constants(plan)
-                members.append(
-                    (
-                        plan,
-                        tuple(num_type(d) for d in numbers),
-                        Member(ident, numbers, texts, tuple(line_texts(plan))),
-                    )
-                )
-            widest = tuple(
-                (max(t[0] for t in slot), max(t[1] for t in slot))
-                for slot in zip(*(typed for _, typed, _ in members), strict=True)
-            )
-            sid = len(out)
-            try:
-                sql = self.generate(group[0][1], f"s{sid}_", widest)
-            except NotCompilable:
-                parts: dict[Any, list[tuple[RatingPlan, Member]]] = {}
+        for members in by_key.values():
+            groups = [(_widest([typed for _, typed, _ in members]), members)]
+            if not self.fits(members[0][0], groups[0][0]):
+                # Greedily: each plan joins the first group it fits in when typed together.
+                groups = []
                 for plan, typed, member in members:
-                    parts.setdefault(typed, []).append((plan, member))
-                for typed, part in parts.items():
-                    sid = len(out)
-                    sql = self.generate(part[0][0], f"s{sid}_", typed)
-                    out.append(Shape(sid, sql, tuple(m for _, m in part)))
-                continue
-            out.append(Shape(sid, sql, tuple(m for _, _, m in members)))
+                    for n, (types, part) in enumerate(groups):
+                        wider = _widest([types, typed])
+                        if self.fits(plan, wider):
+                            groups[n] = (wider, [*part, (plan, typed, member)])
+                            break
+                    else:
+                        groups.append((typed, [(plan, typed, member)]))
+            for types, part in groups:
+                sid = len(out)
+                sql = self.generate(part[0][0], f"s{sid}_", types)
+                out.append(Shape(sid, sql, tuple(m for _, _, m in part)))
         return out
+
+    def fits(self, plan: RatingPlan, types: tuple[tuple[int, int], ...]) -> bool:
+        """Whether the plan's shape compiles with slots of these types."""
+        try:
+            self.generate(plan, "v_", types)
+        except NotCompilable:
+            return False
+        return True
+
+
+def _widest(types: Sequence[tuple[tuple[int, int], ...]]) -> tuple[tuple[int, int], ...]:
+    """Per slot, the most digits and the most decimals of any of ``types``."""
+    return tuple(
+        (max(t[0] for t in slot), max(t[1] for t in slot)) for slot in zip(*types, strict=True)
+    )
 
 
 # -------------------------------------------------------------- contracts
