@@ -1,19 +1,26 @@
-"""The DuckDB engine: usage read in place, rated by SQL compiled from the contracts.
+"""The DuckDB engine: usage read in place, rated by SQL generated per plan shape.
 
 1. *Read.*  One query reads the usage file where it lies (JSON Lines and CSV
    as raw lines, so every record keeps its line number; Parquet by row) and
-   keeps, per record, the meters as ``DECIMAL(38, 6)``, the account and
-   period, the contract's index, and the bits of its `when`/`from` layers.
-   A record is *plain* when the SQL can prove that the interpreter would
-   read exactly these values and accept them; the rest keep their raw text.
+   keeps, per record, the meters (12 digits and 6 decimals at most, as
+   ``DECIMAL(18, 6)``), the account and period, the contract's index, term
+   and `from` dates (joined from a contracts table), and the bits of its
+   `when`/`from` layers.  A record is *plain* when the SQL can prove that
+   the interpreter would read exactly these values and accept them; the
+   rest keep their raw text.
 2. *Interpret.*  Records that are not plain (bad values, unknown contracts,
    partial periods, unusual notation, contracts that do not compile) are
    rated one by one by the interpreter, exactly as the python engine does.
-3. *Rate and write.*  One ``COPY`` computes the line items of every plain
-   record with each variant's SQL, splices in the interpreter's lines by
-   input order through a Python function, and writes the output file.
-   A second query sums the plain records' amounts per currency, in
+3. *Rate and write.*  The plans that rate records are grouped by shape
+   (:mod:`._sql`); their constants go into a terms table, joined to the
+   records by contract index and variant key.  One ``COPY`` computes the
+   line items of every plain record with its shape's SQL, splices in the
+   interpreter's lines by input order, and writes the output file.  A
+   second query sums the plain records' amounts per shape and currency, in
    integer minor units.
+
+The SQL grows with the number of shapes, not of contracts; only `when`
+conditions are SQL of their own contract.
 """
 
 from __future__ import annotations

@@ -1,20 +1,30 @@
-"""Contracts compiled to DuckDB SQL over exact DECIMAL columns.
+"""Rating plans compiled to DuckDB SQL over exact DECIMAL columns, one SQL per plan shape.
 
-Like :mod:`pricing_dsl._compile`, a contract becomes one *variant* per
-combination of its `when` and `from` layers; each variant is the contract's
-terms folded for that combination, turned into SQL expressions in which
-every price, allowance and tier bound is a constant.  A record picks its
-variant by the bits of its layers' conditions, evaluated in SQL.
+Like :mod:`pricing_dsl._compile`, the SQL is derived from the contracts'
+:class:`~pricing_dsl._plan.RatingPlan` -- one per combination of a
+contract's `when` and `from` layers (a *variant*) -- and its text depends
+only on the plan's shape (:func:`shape_key`): the meter charges as
+``MeterCharge.pieces`` or volume tiers, the adjustments in the order and
+with the bookkeeping of ``apply_adjustments``, what each adjustment reaches.
+Every constant -- price, tier bound, piece lower bound, free units, discount
+share, cap, minimum, some texts -- is read from a slot column of the terms
+table (``<prefix>k<i>`` numbers, ``<prefix>x<i>`` texts).  Generation
+records how to read each slot from any plan of the shape, so
+:class:`ShapeCache` generates each shape once and reads the constants of
+every other plan cheaply.  A record picks its variant by the bits of its
+layers, evaluated in SQL (:class:`CompiledContract`).
 
 Exactness: every value is a DuckDB ``DECIMAL(38, s)``.  Each expression
 carries a bound on its integer digits and its scale, and anything that
-could need more than 38 digits is refused at compile time, so DuckDB never
-rounds, overflows or falls back to floating point.  Meter values reach the
-SQL only when they have at most 12 integer digits and 6 decimals (others go
-to the interpreter).  Lines are rounded once, as the interpreter does, with
-``round`` (half away from zero, which is Python's ROUND_HALF_UP), corrected
-on exact ties for ROUND_HALF_EVEN; adjustments follow ``apply_adjustments`` step by
-step.  Division only compiles where it is exact or compared directly, where
+could need more than 38 digits is refused at compile time (NotCompilable),
+so DuckDB never rounds, overflows or falls back to floating point.  A
+shape's slots are typed with the most digits and decimals over its plans;
+where that would not fit, the plans are split into shapes that do.  Meter
+values reach the SQL only when they have at most 12 integer digits and 6
+decimals (others go to the interpreter).  Lines are rounded once, as the
+interpreter does, with ``round`` (half away from zero, which is Python's
+ROUND_HALF_UP), corrected on exact ties for ROUND_HALF_EVEN.  Division
+only compiles where it is exact or compared directly, where
 cross-multiplication gives the interpreter's answer.
 """
 
