@@ -181,7 +181,7 @@ def rating_only(rules: pricing_dsl.Ruleset, parquet: Path) -> tuple[float, float
         )
         shapes = engine.shapes(con)
         engine.terms(con, shapes, "parquet")
-        engine.join(con, {}, "", "parquet")
+        engine.join(con, shapes, {}, "", "parquet")
         found: list[Any] = []
         sql = timed(lambda: found.extend(con.execute(engine.totals_sql(shapes)).fetchall()))
     finally:

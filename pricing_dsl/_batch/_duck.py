@@ -622,7 +622,7 @@ def _shape_lines(shape: Shape, fmt: str, terms: _Terms, first_row: int) -> str:
     return "[" + ", ".join(out) + "]"
 
 
-def _layers(found: Sequence[Shape], table: str = "rated") -> str:
+def _layers(found: Sequence[Shape], table: str) -> str:
     """Records with every shape's columns, computed group by group."""
     q = f"SELECT * FROM {table}"
     depth = max((len(s.sql.columns) for s in found), default=0)
@@ -796,8 +796,16 @@ class _Engine:
         terms.create(con)
         return lines
 
-    def join(self, con: Any, fallback: dict[int, Any], scratch: str, out_fmt: str) -> None:
-        """The rated table: records with their terms, and the interpreter's lines beside theirs.
+    def join(
+        self,
+        con: Any,
+        found: Sequence[Shape],
+        fallback: dict[int, Any],
+        scratch: str,
+        out_fmt: str,
+    ) -> None:
+        """The rated table: records with their terms and computed columns, and the
+        interpreter's lines beside theirs.
 
         The interpreter's lines go through a JSON Lines file (exact text, no
         numpy or Arrow needed).  The result is stored in record order, so the
@@ -819,12 +827,14 @@ class _Engine:
                 f"columns = {{'ord': 'BIGINT', 'lines': {sql_string(ltype)}}})"
             )
             interpreted = ", i.lines AS interpreted"
-        con.execute(
-            f"CREATE TABLE rated AS SELECT r.*, t.* EXCLUDE (cid, vkey){interpreted} "
+        joined = (
+            f"(SELECT r.rowid AS ord, r.*, t.* EXCLUDE (cid, vkey){interpreted} "
             "FROM recs AS r LEFT JOIN terms AS t ON r.cid = t.cid AND r.vkey = t.vkey "
             + ("LEFT JOIN interpreted AS i ON r.rowid = i.ord " if fallback else "")
-            + "WHERE r.kind <> 0 ORDER BY r.rowid"
+            + "WHERE r.kind <> 0)"
         )
+        # The shapes' columns are computed here once, for the output and the totals.
+        con.execute(f"CREATE TABLE rated AS {_layers(found, joined)} ORDER BY ord")
 
     def copy_sql(
         self,
@@ -841,7 +851,7 @@ class _Engine:
         elif not found:
             lines = "CAST(NULL AS VARCHAR[])"
         pre = _prefix(out_fmt) if out_fmt != "parquet" else _NULL
-        inner = f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM ({_layers(found)})"
+        inner = f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM rated"
         if out_fmt == "parquet":
             if not found and not interpreted:
                 select = (
@@ -866,7 +876,7 @@ class _Engine:
         exprs = {s.sid: _minor(s.sql.total, s.sql.minor_units) for s in found}
         return (
             f"SELECT sid, currency, CAST(sum({_by_shape(found, exprs)}) AS VARCHAR) "
-            f"FROM ({_layers(found)}) WHERE kind = 1 GROUP BY ALL ORDER BY ALL"
+            "FROM rated WHERE kind = 1 GROUP BY ALL ORDER BY ALL"
         )
 
     def add_totals(self, found: Sequence[Shape], sums: Sequence[tuple[int, str, str]]) -> None:
@@ -961,7 +971,7 @@ def run_duckdb(
             found = engine.shapes(con)
             fallback = engine.interpret(con, out_fmt)
             lines = engine.terms(con, found, out_fmt)
-            engine.join(con, fallback, scratch, out_fmt)
+            engine.join(con, found, fallback, scratch, out_fmt)
             if found:
                 # Summed alongside the write, which spends much of its time on I/O.
                 totals = _Background(con, engine.totals_sql(found))
