@@ -167,15 +167,18 @@ def rating_only(rules: pricing_dsl.Ruleset, parquet: Path) -> tuple[float, float
     con = duckdb.connect()
     try:
         parse = engine.parse_sql(con)
+        _duck.contracts_table(con, engine.compiled)
         con.execute(
             "CREATE TABLE recs AS " + _duck._stage1(parse, engine.compiled, len(rules.meters))
         )
-        variants = engine.variants(con)
+        shapes = engine.shapes(con)
+        engine.terms(con, shapes, "parquet")
+        engine.join(con, shapes, {}, "", "parquet")
         found: list[Any] = []
-        sql = timed(lambda: found.extend(con.execute(engine.totals_sql(variants)).fetchall()))
+        sql = timed(lambda: found.extend(con.execute(engine.totals_sql(shapes)).fetchall()))
     finally:
         con.close()
-    ((_, minor),) = found
+    ((_, _, minor),) = found
     assert Decimal(int(minor)).scaleb(-2) == sum(totals, ZERO), "the SQL and the loop disagree"
     return loop, sql
 

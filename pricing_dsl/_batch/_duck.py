@@ -1,19 +1,26 @@
-"""The DuckDB engine: usage read in place, rated by SQL compiled from the contracts.
+"""The DuckDB engine: usage read in place, rated by SQL generated per plan shape.
 
 1. *Read.*  One query reads the usage file where it lies (JSON Lines and CSV
    as raw lines, so every record keeps its line number; Parquet by row) and
-   keeps, per record, the meters as ``DECIMAL(38, 6)``, the account and
-   period, the contract's index, and the bits of its `when`/`from` layers.
-   A record is *plain* when the SQL can prove that the interpreter would
-   read exactly these values and accept them; the rest keep their raw text.
+   keeps, per record, the meters (12 digits and 6 decimals at most, as
+   ``DECIMAL(18, 6)``), the account and period, the contract's index, term
+   and `from` dates (joined from a contracts table), and the bits of its
+   `when`/`from` layers.  A record is *plain* when the SQL can prove that
+   the interpreter would read exactly these values and accept them; the
+   rest keep their raw text.
 2. *Interpret.*  Records that are not plain (bad values, unknown contracts,
    partial periods, unusual notation, contracts that do not compile) are
    rated one by one by the interpreter, exactly as the python engine does.
-3. *Rate and write.*  One ``COPY`` computes the line items of every plain
-   record with each variant's SQL, splices in the interpreter's lines by
-   input order through a Python function, and writes the output file.
-   A second query sums the plain records' amounts per currency, in
+3. *Rate and write.*  The plans that rate records are grouped by shape
+   (:mod:`._sql`); their constants go into a terms table, joined to the
+   records by contract index and variant key.  One ``COPY`` computes the
+   line items of every plain record with its shape's SQL, splices in the
+   interpreter's lines by input order, and writes the output file.  A
+   second query sums the plain records' amounts per shape and currency, in
    integer minor units.
+
+The SQL grows with the number of shapes, not of contracts; only `when`
+conditions are SQL of their own contract.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,13 +55,14 @@ from ._records import (
 from ._rows import COLUMNS, CSV_HEADER, csv_field, csv_line, json_line, json_str
 from ._sql import (
     CompiledContract,
+    LineTexts,
     NotCompilable,
     Num,
+    Shape,
+    ShapeCache,
     SqlLine,
     Text,
-    Variant,
     compile_contract,
-    compile_variant,
     meter_columns,
     rounding_self_check,
     sql_string,
@@ -320,34 +329,64 @@ SELECT NULL::VARCHAR AS raw, FALSE AS blank, COALESCE({" AND ".join(ok)}, FALSE)
 FROM (SELECT *, {", ".join(values)} FROM read_parquet({sql_string(path)}))"""
 
 
-def _stage1(parse: str, compiled: Sequence[CompiledContract], n_meters: int) -> str:
-    """The records table: kind 0 blank, 1 rated by SQL, 2 by the interpreter."""
-    if compiled:
-        cid = (
-            "CASE contract "
-            + " ".join(
-                f"WHEN {sql_string(cc.contract.id)} THEN {i}" for i, cc in enumerate(compiled)
-            )
-            + " END"
-        )
-    else:
-        cid = "CAST(NULL AS INTEGER)"
-    terms = [
-        f"WHEN {i} THEN pstart >= DATE '{cc.term[0].isoformat()}' "
-        f"AND pend <= DATE '{cc.term[1].isoformat()}'"
-        for i, cc in enumerate(compiled)
-        if cc.term is not None
+def _from_layers(compiled: Sequence[CompiledContract]) -> int:
+    """How many `from`-date columns the contracts table has (layer n's date in f<n>)."""
+    return max(
+        (n + 1 for cc in compiled for n, d in enumerate(cc.from_dates) if d is not None),
+        default=0,
+    )
+
+
+def contracts_table(con: Any, compiled: Sequence[CompiledContract]) -> None:
+    """The contracts table: id, index, term, and the date of each `from`-only layer.
+
+    Built from Python lists bound as parameters, so the SQL does not grow
+    with the number of contracts.
+    """
+    layers = _from_layers(compiled)
+    columns = [
+        [cc.contract.id for cc in compiled],
+        list(range(len(compiled))),
+        [None if cc.term is None else cc.term[0] for cc in compiled],
+        [None if cc.term is None else cc.term[1] for cc in compiled],
+        *(
+            [cc.from_dates[n] if n < len(cc.from_dates) else None for cc in compiled]
+            for n in range(layers)
+        ),
     ]
-    in_term = f"CASE cid {' '.join(terms)} ELSE TRUE END" if terms else "TRUE"
+    names = ["id", "cid", "tstart", "tend", *(f"f{n}" for n in range(layers))]
+    types = ["VARCHAR", "INTEGER", "DATE", "DATE", *(["DATE"] * layers)]
+    select = ", ".join(
+        f"unnest(${i + 1}::{t}[]) AS {n}" for i, (n, t) in enumerate(zip(names, types, strict=True))
+    )
+    con.execute(f"CREATE TABLE contracts AS SELECT {select}", columns)
+
+
+def _stage1(parse: str, compiled: Sequence[CompiledContract], n_meters: int) -> str:
+    """The records table: kind 0 blank, 1 rated by SQL, 2 by the interpreter.
+
+    Records join the contracts table by contract id for their index, term and
+    `from` dates; only the `when` conditions are SQL of their own contract.
+    Joins do not keep the order of rows, so records are numbered first and
+    stored in that order (the row id is the record's position in the file).
+    """
+    bits = [
+        f"(CASE WHEN pstart >= f{n} THEN {1 << n} ELSE 0 END)"
+        for n in range(_from_layers(compiled))
+    ]
     keys = []
     for i, cc in enumerate(compiled):
-        if cc.conditions:
-            bits = " + ".join(
-                f"(CASE WHEN {cond} THEN {1 << n} ELSE 0 END)"
-                for n, cond in enumerate(cc.conditions)
-            )
-            keys.append(f"WHEN {i} THEN {bits}")
-    vkey = f"CASE cid {' '.join(keys)} ELSE 0 END" if keys else "0"
+        conds = [
+            f"(CASE WHEN {cond} THEN {1 << n} ELSE 0 END)"
+            for n, cond in enumerate(cc.conditions)
+            if cond is not None
+        ]
+        if conds:
+            keys.append(f"WHEN {i} THEN {' + '.join(conds)}")
+    if keys:
+        bits.append(f"CASE cid {' '.join(keys)} ELSE 0 END")
+    vkey = " + ".join(bits) if bits else "0"
+    in_term = "(tstart IS NULL OR (pstart >= tstart AND pend <= tend))"
     ms = ", ".join(f"CASE WHEN fast THEN m{i} END AS m{i}" for i in range(n_meters))
     return f"""
 SELECT
@@ -360,45 +399,105 @@ SELECT
   CASE WHEN blank OR fast THEN NULL ELSE raw END AS raw,
   mal
 FROM (
-  SELECT *, COALESCE(NOT blank AND ok AND cid IS NOT NULL AND ({in_term}), FALSE) AS fast
+  SELECT *, COALESCE(NOT blank AND ok AND cid IS NOT NULL AND {in_term}, FALSE) AS fast
   FROM (
-    SELECT *, {cid} AS cid,
+    SELECT p.*, c.* EXCLUDE (id),
       CASE WHEN ok THEN CAST(period || '-01' AS DATE) END AS pstart,
       CASE WHEN ok THEN last_day(CAST(period || '-01' AS DATE)) END AS pend
-    FROM ({parse})
+    FROM (SELECT *, row_number() OVER () AS ord FROM ({parse})) AS p
+    LEFT JOIN contracts AS c ON p.contract = c.id
   )
-)"""
+)
+ORDER BY ord"""
 
 
 # --------------------------------------------------------- stage 3: output
 
 
-def _text_line(ln: SqlLine, fmt: str) -> str:
-    """SQL for one output line (JSON Lines or CSV) of a plain record, after its prefix ``pre``."""
-    parts: list[str | Text] = [Text("pre")]
+@dataclass(frozen=True, slots=True)
+class _Own:
+    """A text of the plan in an output line: field ``field`` of its LineTexts, formatted."""
+
+    field: int
+    fmt: Callable[[str | None], str]
+
+
+def _plain(x: str | None) -> str:
+    assert x is not None
+    return x
+
+
+# A part of an output line: fixed text, a text of the plan, or SQL; None for a null.
+Part = str | _Own | Text | None
+
+
+def _text_parts(ln: SqlLine, fmt: str) -> list[Part]:
+    """One output line (JSON Lines or CSV) of a plain record, after its prefix ``pre``."""
+    amount: Part = _Own(3, _plain) if ln.amount_text is not None else _amount(ln.amount)
     if fmt == "jsonl":
-        parts.append(f'{json_str(ln.code)},"description":{json_str(ln.description)},"quantity":')
-        parts += _json_value(ln.quantity)
-        parts.append(f',"unit":{json_str(ln.unit)},"unit_price":')
-        parts += _json_value(ln.unit_price)
-        parts += [',"amount":"', _amount(ln.amount), '"}']
+        quantity: list[Part] = (
+            [json_str(ln.quantity)] if isinstance(ln.quantity, str) else ['"', ln.quantity, '"']
+        )
+        prices: list[Part] = ["null"]
+        if isinstance(ln.unit_price, Text):
+            prices = ['"', ln.unit_price, '"']
+        elif isinstance(ln.unit_price, str):
+            prices = [_Own(2, json_str)]
+        return [
+            _Own(0, json_str),
+            ',"description":',
+            _Own(1, json_str),
+            ',"quantity":',
+            *quantity,
+            f',"unit":{json_str(ln.unit)},"unit_price":',
+            *prices,
+            ',"amount":"',
+            amount,
+            '"}',
+        ]
+    price: Part
+    if isinstance(ln.unit_price, Text):
+        price = ln.unit_price
     else:
-        parts.append(f"{csv_field(ln.code)},{csv_field(ln.description)},")
-        parts.append(ln.quantity if isinstance(ln.quantity, Text) else csv_field(ln.quantity))
-        parts.append(f",{csv_field(ln.unit)},")
-        parts.append(ln.unit_price if isinstance(ln.unit_price, Text) else csv_field(ln.unit_price))
-        parts += [",", _amount(ln.amount)]
-    return _concat(parts)
+        price = _Own(2, csv_field) if isinstance(ln.unit_price, str) else ""
+    return [
+        _Own(0, csv_field),
+        ",",
+        _Own(1, csv_field),
+        ",",
+        csv_field(ln.quantity) if isinstance(ln.quantity, str) else ln.quantity,
+        f",{csv_field(ln.unit)},",
+        price,
+        ",",
+        amount,
+    ]
 
 
-def _prefix(fmt: str, contracts: Mapping[int, tuple[str, str]]) -> str:
-    """SQL for the start of every output line of a plain record: account to currency."""
+def _struct_parts(ln: SqlLine) -> list[Part]:
+    """One Parquet row of a plain record: its ten fields."""
+    amount = _Own(3, _plain) if ln.amount_text is not None else _amount(ln.amount)
+    return [
+        Text("account"),
+        Text("contract"),
+        Text("period"),
+        Text("currency"),
+        _Own(0, _plain),
+        _Own(1, _plain),
+        ln.quantity,
+        ln.unit,
+        _Own(2, _plain) if isinstance(ln.unit_price, str) else ln.unit_price,
+        amount,
+    ]
+
+
+def _prefix(fmt: str) -> str:
+    """SQL for the start of every output line of a plain record: account to currency.
+
+    The contract's and currency's text, formatted in Python, come from the
+    terms table (``p1``, ``p2``).
+    """
     if fmt == "jsonl":
         account = "CASE WHEN account IS NULL THEN 'null' ELSE concat('\"', account, '\"') END"
-        mid = {
-            c: (f',"contract":{json_str(k)},"period":"', f'","currency":{json_str(cur)},"code":')
-            for c, (k, cur) in contracts.items()
-        }
         head = "'{\"account\":', "
     else:
         # Plain accounts hold no quotes or line breaks; only a comma needs quoting.
@@ -406,16 +505,23 @@ def _prefix(fmt: str, contracts: Mapping[int, tuple[str, str]]) -> str:
             "CASE WHEN account IS NULL THEN '' WHEN contains(account, ',') "
             "THEN concat('\"', account, '\"') ELSE account END"
         )
-        mid = {c: (f",{csv_field(k)},", f",{csv_field(cur)},") for c, (k, cur) in contracts.items()}
         head = ""
-    if not mid:
-        return "''"
-    first = "CASE cid " + " ".join(f"WHEN {c} THEN {sql_string(a)}" for c, (a, _) in mid.items())
-    second = "CASE cid " + " ".join(f"WHEN {c} THEN {sql_string(b)}" for c, (_, b) in mid.items())
-    return f"concat({head}{account}, {first} END, period, {second} END)"
+    return f"concat({head}{account}, p1, period, p2)"
 
 
-def _json_value(x: str | Text | None) -> list[str | Text]:
+def _prefix_texts(fmt: str, contract: str, currency: str) -> tuple[str, str]:
+    """The constant texts around the period in a line's prefix (see :func:`_prefix`)."""
+    if fmt == "jsonl":
+        return (
+            f',"contract":{json_str(contract)},"period":"',
+            f'","currency":{json_str(currency)},"code":',
+        )
+    if fmt == "csv":
+        return f",{csv_field(contract)},", f",{csv_field(currency)},"
+    return "", ""
+
+
+def _json_value(x: str | Text | None) -> list[Part]:
     if isinstance(x, Text):
         return ['"', x, '"']
     return [json_str(x)]
@@ -427,76 +533,114 @@ def _amount(a: Num) -> str | Text:
     return Text(f"CAST({a.sql} AS VARCHAR)")
 
 
-def _concat(parts: Sequence[str | Text]) -> str:
-    """One concat() of the parts, adjacent constants merged into one literal."""
-    out: list[str] = []
-    buf = ""
+class _Terms:
+    """The terms table's columns: one row per plan that rates records, by shape.
+
+    Texts that differ between the plans of a shape become columns of their
+    own; texts all its plans share stay literals of the SQL.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.columns: dict[str, tuple[str, dict[int, Any]]] = {}
+
+    def add(self, name: str, sql_type: str, values: Sequence[Any], first_row: int) -> None:
+        self.columns[name] = (sql_type, {first_row + n: v for n, v in enumerate(values)})
+
+    def create(self, con: Any) -> None:
+        select = []
+        params = []
+        for i, (name, (sql_type, values)) in enumerate(self.columns.items()):
+            params.append([values.get(r) for r in range(self.rows)])
+            if sql_type.startswith("DECIMAL"):
+                select.append(f"CAST(unnest(${i + 1}::VARCHAR[]) AS {sql_type}) AS {name}")
+            else:
+                select.append(f"unnest(${i + 1}::{sql_type}[]) AS {name}")
+        con.execute(f"CREATE TABLE terms AS SELECT {', '.join(select)}", params)
+
+
+def _run(parts: Sequence[Part], texts: LineTexts) -> str:
+    """Fixed text and a plan's texts, as one text."""
+    out = []
     for p in parts:
-        if isinstance(p, Text):
-            if buf:
-                out.append(sql_string(buf))
-                buf = ""
-            out.append(p.sql)
+        if isinstance(p, _Own):
+            out.append(p.fmt(texts[p.field]))
         else:
-            buf += p
-    if buf:
-        out.append(sql_string(buf))
-    if len(out) == 1:
-        return out[0]
-    return f"concat({', '.join(out)})" if out else "''"
+            assert isinstance(p, str)
+            out.append(p)
+    return "".join(out)
 
 
-def _struct_line(v: Variant, ln: SqlLine, currency: str) -> str:
-    def val(x: str | Text | None) -> str:
-        if x is None:
-            return "CAST(NULL AS VARCHAR)"
-        return x.sql if isinstance(x, Text) else sql_string(x)
+def _shape_lines(shape: Shape, fmt: str, terms: _Terms, first_row: int) -> list[str]:
+    """SQL for each output line of a shape's records; adds its text columns to ``terms``.
 
-    amount = _amount(ln.amount)
-    fields = {
-        "account": "account",
-        "contract": sql_string(v.contract),
-        "period": "period",
-        "currency": sql_string(currency),
-        "code": sql_string(ln.code),
-        "description": sql_string(ln.description),
-        "quantity": val(ln.quantity),
-        "unit": sql_string(ln.unit),
-        "unit_price": val(ln.unit_price),
-        "amount": val(amount),
-    }
-    return "{" + ", ".join(f"{sql_string(k)}: {e}" for k, e in fields.items()) + "}"
+    Fixed text and the plans' texts between two SQL parts form a run; a run
+    that differs between the shape's plans becomes a column of the terms table.
+    """
+    out = []
+    runs = 0
+    ln_texts = shape.members[0].lines
+    for n, ln in enumerate(shape.sql.lines):
+        if fmt == "parquet":
+            groups: list[list[Part]] = [[p] for p in _struct_parts(ln)]
+        else:
+            groups = []
+            for p in _text_parts(ln, fmt):
+                if isinstance(p, Text) or not groups or isinstance(groups[-1][0], Text):
+                    groups.append([p])
+                else:
+                    groups[-1].append(p)
+        items = []
+        for group in groups:
+            first = group[0]
+            if isinstance(first, Text):
+                items.append(first.sql)
+                continue
+            if len(group) == 1 and first is None:
+                items.append(_NULL)
+                continue
+            used = {p.field for p in group if isinstance(p, _Own)}
+            texts = ln_texts[n]
+            if all(m.lines[n][f] == texts[f] for f in used for m in shape.members):
+                items.append(sql_string(_run(group, texts)))  # the same for every plan
+                continue
+            values = [_run(group, m.lines[n]) for m in shape.members]
+            if all(v == values[0] for v in values):
+                items.append(sql_string(values[0]))
+                continue
+            name = f"s{shape.sid}_r{runs}"
+            runs += 1
+            terms.add(name, "VARCHAR", values, first_row)
+            items.append(name)
+        if fmt == "parquet":
+            fields = ", ".join(f"{sql_string(c)}: {e}" for c, e in zip(COLUMNS, items, strict=True))
+            out.append("{" + fields + "}")
+        else:
+            out.append(f"concat(pre, {', '.join(items)})")
+    return out
 
 
-def _layers(variants: Sequence[tuple[int, Variant]], table: str = "recs") -> str:
-    """Records with every variant's columns, computed group by group."""
-    q = f"SELECT * FROM {table} WHERE kind <> 0"
-    depth = max((len(v.columns) for _, v in variants), default=0)
+def _layers(found: Sequence[Shape], table: str) -> str:
+    """Records with every shape's columns, computed group by group."""
+    q = f"SELECT * FROM {table}"
+    depth = max((len(s.sql.columns) for s in found), default=0)
     for g in range(depth):
-        cols = []
-        for cid, v in variants:
-            if g < len(v.columns):
-                sel = f"kind = 1 AND cid = {cid} AND vkey = {v.key}"
-                cols += [
-                    f"CASE WHEN {sel} THEN {num.sql} END AS {name}" for name, num in v.columns[g]
-                ]
+        cols = [
+            f"CASE WHEN sid = {s.sid} THEN {num.sql} END AS {name}"
+            for s in found
+            if g < len(s.sql.columns)
+            for name, num in s.sql.columns[g]
+        ]
         if cols:
             q = f"SELECT *, {', '.join(cols)} FROM ({q})"
     return q
 
 
-def _by_variant(variants: Sequence[tuple[int, Variant]], expr: Mapping[int, str]) -> str:
-    """CASE over contract index and variant key, one branch per variant."""
-    by_cid: dict[int, list[str]] = {}
-    for n, (cid, v) in enumerate(variants):
-        by_cid.setdefault(cid, []).append(f"WHEN {v.key} THEN {expr[n]}")
-    if not by_cid:
+def _by_shape(found: Sequence[Shape], expr: Mapping[int, str]) -> str:
+    """CASE over the shape, one branch per shape."""
+    if not found:
         return "NULL"
-    return (
-        "CASE cid "
-        + " ".join(f"WHEN {cid} THEN CASE vkey {' '.join(b)} END" for cid, b in by_cid.items())
-        + " END"
-    )
+    return "CASE sid " + " ".join(f"WHEN {s.sid} THEN {expr[s.sid]}" for s in found) + " END"
 
 
 # ------------------------------------------------------------------- engine
@@ -515,9 +659,14 @@ class _Engine:
         self.whole = {m.usage_key: m.whole for m in rules.meters}
         self.compiled: list[CompiledContract] = []
         self.failures: dict[str, str] = {}
+        self.cache = ShapeCache(meter_columns(self.catalog))
         for cid in sorted(rules.contracts):
             try:
-                self.compiled.append(compile_contract(rules.contracts[cid], self.catalog))
+                self.compiled.append(
+                    compile_contract(
+                        rules.contracts[cid], self.catalog, rules._plans(cid), self.cache
+                    )
+                )
             except NotCompilable as exc:
                 self.failures[cid] = str(exc)
         self.index = {cc.contract.id: i for i, cc in enumerate(self.compiled)}
@@ -602,81 +751,110 @@ class _Engine:
                     out[ord_] = [dict(zip(COLUMNS, r, strict=True)) for r in result.rows]
         return out
 
-    def variants(self, con: Any) -> list[tuple[int, Variant]]:
+    def shapes(self, con: Any) -> list[Shape]:
+        """The plans that rate records, grouped by shape, and the tally of their records."""
         found = con.execute(
             "SELECT cid, vkey, count(*) FROM recs WHERE kind = 1 GROUP BY ALL ORDER BY ALL"
         ).fetchall()
-        meters = meter_columns(self.catalog)
-        out = []
-        for n, (cid, key, count) in enumerate(found):
-            cc = self.compiled[cid]
-            v = compile_variant(cc.contract, cc.terms(key), self.catalog, meters, key, f"v{n}")
-            out.append((cid, v))
+        plans = []
+        for cid, key, count in found:
+            plan = self.compiled[cid].plan(key)
+            plans.append(((cid, key), plan))
             self.tally.records += count
             self.tally.rated += count
-            self.tally.lines += count * len(v.lines)
-        return out
+            self.tally.lines += count * len(plan.codes)
+        return self.cache.shapes(plans)
 
-    def merge(self, con: Any, fallback: dict[int, Any], scratch: str, out_fmt: str) -> str:
-        """The records table with the interpreter's lines beside their records.
+    def terms(self, con: Any, found: Sequence[Shape], out_fmt: str) -> dict[int, list[str]]:
+        """Create the terms table; the SQL of each shape's output lines."""
+        terms = _Terms()
+        lines = {}
+        members = [m for shape in found for m in shape.members]
+        terms.rows = len(members)
+        idents = [m.ident for m in members]
+        terms.add("cid", "INTEGER", [cid for cid, _ in idents], 0)
+        terms.add("vkey", "INTEGER", [key for _, key in idents], 0)
+        terms.add("sid", "INTEGER", [s.sid for s in found for _ in s.members], 0)
+        contracts = [self.compiled[cid].contract for cid, _ in idents]
+        terms.add("contract", "VARCHAR", [c.id for c in contracts], 0)
+        terms.add("currency", "VARCHAR", [c.currency for c in contracts], 0)
+        texts = [_prefix_texts(out_fmt, c.id, c.currency) for c in contracts]
+        terms.add("p1", "VARCHAR", [t[0] for t in texts], 0)
+        terms.add("p2", "VARCHAR", [t[1] for t in texts], 0)
+        row = 0
+        for shape in found:
+            own = shape.members
+            for i, (_, scale) in enumerate(shape.sql.types):
+                values = [decimal_text(m.numbers[i]) for m in own]
+                terms.add(f"s{shape.sid}_k{i}", f"DECIMAL(38,{scale})", values, row)
+            for i in range(len(shape.sql.texts)):
+                terms.add(f"s{shape.sid}_x{i}", "VARCHAR", [m.texts[i] for m in own], row)
+            lines[shape.sid] = _shape_lines(shape, out_fmt, terms, row)
+            row += len(own)
+        terms.create(con)
+        return lines
 
-        The lines go through a JSON Lines file (exact text, no numpy or Arrow
-        needed), are joined to their records, and the result is stored in
-        record order, so the output can be written without sorting lines.
-        """
-        if not fallback:
-            return "recs"
-        with open(scratch, "w", encoding="utf-8", newline="") as fh:
-            for ord_, lines in fallback.items():
-                fh.write(json.dumps({"ord": ord_, "lines": lines}, ensure_ascii=False) + "\n")
-        if out_fmt == "parquet":
-            struct = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
-            ltype = f"STRUCT({struct})[]"
-        else:
-            ltype = "VARCHAR[]"
-        con.execute(
-            "CREATE TABLE interpreted AS SELECT * FROM read_json("
-            f"{sql_string(scratch)}, format = 'newline_delimited', "
-            f"columns = {{'ord': 'BIGINT', 'lines': {sql_string(ltype)}}})"
-        )
-        con.execute(
-            "CREATE TABLE merged AS SELECT r.*, i.lines AS interpreted FROM recs AS r "
-            "LEFT JOIN interpreted AS i ON r.rowid = i.ord ORDER BY r.rowid"
-        )
-        return "merged"
-
-    def write(
+    def join(
         self,
         con: Any,
-        variants: Sequence[tuple[int, Variant]],
-        table: str,
-        out_path: str,
+        found: Sequence[Shape],
+        fallback: dict[int, Any],
+        scratch: str,
         out_fmt: str,
     ) -> None:
-        exprs = {}
-        for n, (cid, v) in enumerate(variants):
-            currency = self.compiled[cid].contract.currency
+        """The rated table: records with their terms and computed columns, and the
+        interpreter's lines beside theirs.
+
+        The interpreter's lines go through a JSON Lines file (exact text, no
+        numpy or Arrow needed).  The result is stored in record order, so the
+        output can be written without sorting lines.
+        """
+        interpreted = ""
+        if fallback:
+            with open(scratch, "w", encoding="utf-8", newline="") as fh:
+                for ord_, lines in fallback.items():
+                    fh.write(json.dumps({"ord": ord_, "lines": lines}, ensure_ascii=False) + "\n")
             if out_fmt == "parquet":
-                items = [_struct_line(v, ln, currency) for ln in v.lines]
+                struct = ", ".join(f"{c} VARCHAR" for c in COLUMNS)
+                ltype = f"STRUCT({struct})[]"
             else:
-                items = [_text_line(ln, out_fmt) for ln in v.lines]
-            exprs[n] = "[" + ", ".join(items) + "]"
-        lines = _by_variant(variants, exprs)
-        interpreted = table != "recs"
-        if interpreted:
-            lines = f"CASE WHEN kind = 2 THEN interpreted ELSE {lines} END"
-        elif not variants:
-            lines = "CAST(NULL AS VARCHAR[])"
-        used = {
-            cid: (self.compiled[cid].contract.id, self.compiled[cid].contract.currency)
-            for cid, _ in variants
-        }
-        pre = _prefix(out_fmt, used) if out_fmt != "parquet" else _NULL
-        inner = (
-            f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM ({_layers(variants, table)})"
+                ltype = "VARCHAR[]"
+            con.execute(
+                "CREATE TABLE interpreted AS SELECT * FROM read_json("
+                f"{sql_string(scratch)}, format = 'newline_delimited', "
+                f"columns = {{'ord': 'BIGINT', 'lines': {sql_string(ltype)}}})"
+            )
+            interpreted = ", i.lines AS interpreted"
+        joined = (
+            f"(SELECT r.rowid AS ord, r.*, t.* EXCLUDE (cid, vkey){interpreted} "
+            "FROM recs AS r LEFT JOIN terms AS t ON r.cid = t.cid AND r.vkey = t.vkey "
+            + ("LEFT JOIN interpreted AS i ON r.rowid = i.ord " if fallback else "")
+            + "WHERE r.kind <> 0)"
         )
+        # The shapes' columns are computed here once, for the output and the totals.
+        con.execute(f"CREATE TABLE rated AS {_layers(found, joined)} ORDER BY ord")
+
+    def copy_sql(
+        self,
+        found: Sequence[Shape],
+        lines_sql: Mapping[int, Sequence[str]],
+        interpreted: bool,
+        out_path: str,
+        out_fmt: str,
+    ) -> str:
+        """The COPY that writes every line item, in record order.
+
+        For JSON Lines and CSV a record's lines are written as one text
+        joined by line breaks (the writer neither quotes nor escapes), which
+        DuckDB writes faster than one row per line.
+        """
+        pre = _prefix(out_fmt) if out_fmt != "parquet" else _NULL
+        inner = f"SELECT CASE WHEN kind = 1 THEN {pre} END AS pre, * FROM rated"
         if out_fmt == "parquet":
-            if not variants and not interpreted:
+            lines = _by_shape(found, {k: "[" + ", ".join(v) + "]" for k, v in lines_sql.items()})
+            if interpreted:
+                lines = f"CASE WHEN kind = 2 THEN interpreted ELSE {lines} END"
+            if not found and not interpreted:
                 select = (
                     "SELECT "
                     + ", ".join(f"CAST(NULL AS VARCHAR) AS {c}" for c in COLUMNS)
@@ -686,27 +864,42 @@ class _Engine:
                 select = f"SELECT unnest({lines}, recursive := true) FROM ({inner})"
             options = "FORMAT PARQUET"
         else:
+            lines = _by_shape(
+                found,
+                {
+                    k: f"concat_ws(chr(10), {', '.join(v)})" if v else _NULL
+                    for k, v in lines_sql.items()
+                },
+            )
+            if interpreted:
+                spliced = "array_to_string(interpreted, chr(10))"
+                lines = f"CASE WHEN kind = 2 THEN {spliced} ELSE {lines} END"
+            elif not found:
+                lines = _NULL
             name = CSV_HEADER if out_fmt == "csv" else "line"
-            select = f"SELECT unnest({lines}) AS {_ident(name)} FROM ({inner})"
+            # A record without lines (one that failed) writes nothing.
+            select = (
+                f"SELECT text AS {_ident(name)} FROM (SELECT {lines} AS text FROM ({inner})) "
+                "WHERE text <> ''"
+            )
             options = (
                 f"FORMAT CSV, HEADER {'true' if out_fmt == 'csv' else 'false'}, QUOTE '', "
                 f"ESCAPE '', DELIMITER '{_SOH}'"
             )
-        self.progress.stage("rating and writing", _poll(con))
-        con.execute(f"COPY ({select}) TO {sql_string(out_path)} ({options})")
+        return f"COPY ({select}) TO {sql_string(out_path)} ({options})"
 
-    def totals_sql(self, variants: Sequence[tuple[int, Variant]]) -> str:
-        """Each contract's amounts summed in integer minor units (no floats on the way)."""
-        exprs = {n: _minor(v.total, v.minor_units) for n, (_, v) in enumerate(variants)}
+    def totals_sql(self, found: Sequence[Shape]) -> str:
+        """Each shape's amounts summed per currency in integer minor units (no floats)."""
+        exprs = {s.sid: _minor(s.sql.total, s.sql.minor_units) for s in found}
         return (
-            f"SELECT cid, CAST(sum({_by_variant(variants, exprs)}) AS VARCHAR) "
-            f"FROM ({_layers(variants)}) WHERE kind = 1 GROUP BY cid ORDER BY cid"
+            f"SELECT sid, currency, CAST(sum({_by_shape(found, exprs)}) AS VARCHAR) "
+            "FROM rated WHERE kind = 1 GROUP BY ALL ORDER BY ALL"
         )
 
-    def add_totals(self, found: Sequence[tuple[int, str]]) -> None:
-        for cid, minor in found:
-            c = self.compiled[cid].contract
-            self.tally.add(c.currency, Decimal(int(minor)).scaleb(-c.minor_units))
+    def add_totals(self, found: Sequence[Shape], sums: Sequence[tuple[int, str, str]]) -> None:
+        places = {s.sid: s.sql.minor_units for s in found}
+        for sid, currency, minor in sums:
+            self.tally.add(currency, Decimal(int(minor)).scaleb(-places[sid]))
 
 
 class _Background:
@@ -780,6 +973,7 @@ def run_duckdb(
         progress.stage("reading", _poll(con))
         try:
             parse = engine.parse_sql(con)
+            contracts_table(con, engine.compiled)
             con.execute(
                 "CREATE TABLE recs AS " + _stage1(parse, engine.compiled, len(rules.meters))
             )
@@ -791,15 +985,17 @@ def run_duckdb(
         totals: _Background | None = None
         scratch = str(Path(out_path).with_name(Path(out_path).name + ".interpreted.jsonl"))
         try:
-            variants = engine.variants(con)
+            found = engine.shapes(con)
             fallback = engine.interpret(con, out_fmt)
-            if variants:
+            lines = engine.terms(con, found, out_fmt)
+            engine.join(con, found, fallback, scratch, out_fmt)
+            if found:
                 # Summed alongside the write, which spends much of its time on I/O.
-                totals = _Background(con, engine.totals_sql(variants))
-            table = engine.merge(con, fallback, scratch, out_fmt)
-            engine.write(con, variants, table, out_path, out_fmt)
+                totals = _Background(con, engine.totals_sql(found))
+            progress.stage("rating and writing", _poll(con))
+            con.execute(engine.copy_sql(found, lines, bool(fallback), out_path, out_fmt))
             if totals is not None:
-                engine.add_totals(totals.result())
+                engine.add_totals(found, totals.result())
         except duckdb.Error as exc:
             raise BatchError(f"DuckDB stopped: {str(exc).strip()}") from None
         finally:

@@ -1,20 +1,30 @@
-"""Contracts compiled to DuckDB SQL over exact DECIMAL columns.
+"""Rating plans compiled to DuckDB SQL over exact DECIMAL columns, one SQL per plan shape.
 
-Like :mod:`pricing_dsl._compile`, a contract becomes one *variant* per
-combination of its `when` and `from` layers; each variant is the contract's
-terms folded for that combination, turned into SQL expressions in which
-every price, allowance and tier bound is a constant.  A record picks its
-variant by the bits of its layers' conditions, evaluated in SQL.
+Like :mod:`pricing_dsl._compile`, the SQL is derived from the contracts'
+:class:`~pricing_dsl._plan.RatingPlan` -- one per combination of a
+contract's `when` and `from` layers (a *variant*) -- and its text depends
+only on the plan's shape (:func:`shape_key`): the meter charges as
+``MeterCharge.pieces`` or volume tiers, the adjustments in the order and
+with the bookkeeping of ``apply_adjustments``, what each adjustment reaches.
+Every constant -- price, tier bound, piece lower bound, free units, discount
+share, cap, minimum, some texts -- is read from a slot column of the terms
+table (``<prefix>k<i>`` numbers, ``<prefix>x<i>`` texts).  Generation
+records how to read each slot from any plan of the shape, so
+:class:`ShapeCache` generates each shape once and reads the constants of
+every other plan cheaply.  A record picks its variant by the bits of its
+layers, evaluated in SQL (:class:`CompiledContract`).
 
 Exactness: every value is a DuckDB ``DECIMAL(38, s)``.  Each expression
 carries a bound on its integer digits and its scale, and anything that
-could need more than 38 digits is refused at compile time, so DuckDB never
-rounds, overflows or falls back to floating point.  Meter values reach the
-SQL only when they have at most 12 integer digits and 6 decimals (others go
-to the interpreter).  Lines are rounded once, as the interpreter does, with
-``round`` (half away from zero, which is Python's ROUND_HALF_UP), corrected
-on exact ties for ROUND_HALF_EVEN; adjustments follow ``apply_adjustments`` step by
-step.  Division only compiles where it is exact or compared directly, where
+could need more than 38 digits is refused at compile time (NotCompilable),
+so DuckDB never rounds, overflows or falls back to floating point.  A
+shape's slots are typed with the most digits and decimals over its plans;
+where that would not fit, the plans are split into shapes that do.  Meter
+values reach the SQL only when they have at most 12 integer digits and 6
+decimals (others go to the interpreter).  Lines are rounded once, as the
+interpreter does, with ``round`` (half away from zero, which is Python's
+ROUND_HALF_UP), corrected on exact ties for ROUND_HALF_EVEN.  Division
+only compiles where it is exact or compared directly, where
 cross-multiplication gives the interpreter's answer.
 """
 
@@ -22,31 +32,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 from .. import _ast as A
 from .._decimal import CONTEXT, ROUNDING
 from .._invoice import decimal_text
-from .._plan import Catalog, allowance_of
-from .._plan import adjustments_of as adjustment_plan
-from .._plan import hits as _hit
+from .._plan import Catalog, Fee, Piece, Plans, RatingPlan
 from .._sqlquote import sql_string as sql_string  # re-exported: _duck and _python use it
-from .._terms import RateSpec, ResolvedContract, Sourced, TermKey
+from .._terms import ResolvedContract
 
 __all__ = [
     "METER_DIGITS",
     "METER_SCALE",
     "CompiledContract",
+    "Member",
     "NotCompilable",
     "Num",
+    "Shape",
+    "ShapeCache",
+    "ShapeSql",
     "SqlLine",
     "Text",
-    "Variant",
     "compile_contract",
+    "generate",
+    "line_texts",
+    "meter_columns",
+    "shape_key",
     "sql_string",
 ]
 
@@ -287,7 +303,13 @@ def amount_sql(a: Num) -> Text:
 
 @dataclass(frozen=True, slots=True)
 class SqlLine:
-    """One invoice line of a variant: constants from the terms, SQL for the rest."""
+    """One invoice line of a plan: SQL for what is computed, text for what is not.
+
+    The texts (``code``, ``description``, a flat rate's ``unit_price``,
+    ``amount_text``) are the plan's own; contracts of one shape may differ
+    in them, and the engine moves the ones that do into the terms table.
+    ``amount_text`` is set where the amount is a constant of the plan (fees).
+    """
 
     code: str
     description: str
@@ -295,22 +317,32 @@ class SqlLine:
     quantity: str | Text
     unit_price: str | Text | None
     amount: Num
+    amount_text: str | None = None
+
+
+# A constant of a plan, read from any plan of the same shape.
+Getter = Callable[[RatingPlan], Any]
 
 
 @dataclass(frozen=True, slots=True)
-class Variant:
-    """A contract's lines for one combination of its conditional layers.
+class ShapeSql:
+    """The SQL of one plan shape, with constants read from slot columns.
 
     ``columns`` are computed one group after another (each group may use the
-    columns of earlier groups); the lines and the total refer to them.
+    columns of earlier groups); the lines and the total refer to them.  Slot
+    ``<prefix>k<i>`` holds number ``numbers[i]`` as DECIMAL(38, scale), typed
+    ``types[i]`` (digits, scale); slot ``<prefix>x<i>`` holds text
+    ``texts[i]``.  Each getter reads its constant from any plan of the shape.
+    The lines' plain texts are those of the plan the SQL was generated from.
     """
 
-    contract: str
-    key: int
     columns: tuple[tuple[tuple[str, Num], ...], ...]
     lines: tuple[SqlLine, ...]
     total: Num
     minor_units: int
+    numbers: tuple[Getter, ...]
+    texts: tuple[Getter, ...]
+    types: tuple[tuple[int, int], ...]
 
 
 # ------------------------------------------------------------ conditions
@@ -473,155 +505,255 @@ class _Conditions:
         raise NotCompilable("a condition uses a date in arithmetic")
 
 
-# -------------------------------------------------------------- variants
+# ----------------------------------------------------------------- slots
 
 
-def _meter_amount(
-    spec: RateSpec,
+def num_type(d: Decimal) -> tuple[int, int]:
+    """The (digits, scale) a constant needs: digits before the point, decimals after."""
+    if not d.is_finite():
+        raise NotCompilable(f"{d} is not a finite number")
+    return len(str(int(abs(d)))), _scale(d)
+
+
+class Slots:
+    """The constants the generator reads, as slot columns, and how to read each one.
+
+    With ``types`` None each number slot is typed by its value in ``plan``;
+    a shape shared by several plans passes the widest type of each slot.
+    """
+
+    __slots__ = ("numbers", "plan", "prefix", "texts", "typed", "types")
+
+    def __init__(
+        self, plan: RatingPlan, prefix: str, types: Sequence[tuple[int, int]] | None
+    ) -> None:
+        self.plan = plan
+        self.prefix = prefix
+        self.types = types
+        self.numbers: list[Getter] = []
+        self.typed: list[tuple[int, int]] = []
+        self.texts: list[Getter] = []
+
+    def num(self, get: Getter) -> Num:
+        i = len(self.numbers)
+        self.numbers.append(get)
+        digits, scale = num_type(get(self.plan)) if self.types is None else self.types[i]
+        self.typed.append((digits, scale))
+        return Num(f"{self.prefix}k{i}", digits, scale)
+
+    def text(self, get: Getter) -> Text:
+        self.texts.append(get)
+        return Text(f"{self.prefix}x{len(self.texts) - 1}")
+
+
+def shape_key(plan: RatingPlan) -> tuple[Any, ...]:
+    """What the generated SQL depends on: the plan's shape (and which tiers are open-ended)."""
+    return (plan.shape, tuple(tuple(b is None for b in m.bounds) for m in plan.meters))
+
+
+# ------------------------------------------------------------------ plans
+
+# A line's texts that are the plan's own: code, description, unit price, amount.
+LineTexts = tuple[str, str, str | None, str | None]
+
+
+def line_texts(plan: RatingPlan) -> list[LineTexts]:
+    """Each line's code, description, unit price (flat rates and fees) and amount (fees).
+
+    The texts of a plan that are not computed from usage.  A fee is a whole
+    month's: its price rounded once.
+    """
+
+    def fee(f: Fee) -> LineTexts:
+        return f.code, f.description, decimal_text(f.price), decimal_text(plan.round(f.price))
+
+    out = [] if plan.base is None else [fee(plan.base)]
+    for m in plan.meters:
+        price = decimal_text(m.prices[0]) if m.mode == "flat" else None
+        out.append((m.meter.line_code, m.meter.name, price, None))
+    out += [fee(f) for f in plan.addons]
+    out += [(a.code, a.description, None, None) for a in plan.adjustments]
+    return out
+
+
+# Getters: how to read each constant from any plan of a shape (see Slots).
+
+
+def _free(n: int, p: RatingPlan) -> Decimal:
+    return p.meters[n].allowance.free()
+
+
+def _price(n: int, k: int, p: RatingPlan) -> Decimal:
+    return p.meters[n].prices[k]
+
+
+def _price_text(n: int, k: int, p: RatingPlan) -> str:
+    return decimal_text(p.meters[n].prices[k])
+
+
+def _bound(n: int, k: int, p: RatingPlan) -> Decimal | None:
+    return p.meters[n].bounds[k]
+
+
+def _piece(n: int, k: int, field: str, p: RatingPlan) -> Decimal | None:
+    charge = p.meters[n]
+    piece: Piece = charge.pieces(charge.allowance.free())[k]
+    value: Decimal | None = getattr(piece, field)
+    return value
+
+
+def _share(n: int, p: RatingPlan) -> Decimal:
+    with localcontext(CONTEXT):
+        return p.adjustments[n].value / 100
+
+
+def _value(n: int, p: RatingPlan) -> Decimal:
+    return p.adjustments[n].value
+
+
+def _base(p: RatingPlan) -> Fee:
+    assert p.base is not None
+    return p.base
+
+
+def _addon(j: int, p: RatingPlan) -> Fee:
+    return p.addons[j]
+
+
+def _fee_amount(get: Callable[[RatingPlan], Fee], p: RatingPlan) -> Decimal:
+    """A whole month's fee: its price rounded once."""
+    return p.round(get(p).price)
+
+
+def _meter_line(
+    n: int,
     used: Num,
-    free: Decimal,
-    places: int,
-    mode: str,
-) -> tuple[Num, Num, str | Text | None]:
-    """(billable quantity, amount, unit price) of a usage line, as the interpreter rates it."""
-    billable = used if free == 0 else greatest(sub(used, lit(free)), ZERO)
-    if spec.mode == "flat":
-        assert spec.price is not None
-        return (
-            billable,
-            rounded(mul(billable, lit(spec.price)), places, mode),
-            decimal_text(spec.price),
-        )
-    if spec.mode == "graduated":
-        terms: list[Num] = []
-        lower = _ZERO
-        for tier in spec.tiers:
-            start = max(lower, free)
-            if tier.up_to is None:
-                terms.append(mul(greatest(sub(used, lit(start)), ZERO), lit(tier.price)))
-                break
-            if tier.up_to > start:
-                top = least(used, lit(tier.up_to))
-                terms.append(mul(greatest(sub(top, lit(start)), ZERO), lit(tier.price)))
-            lower = tier.up_to
-        return billable, rounded(total(terms), places, mode), None
-    # Volume: the tier that holds all of the usage prices every billable unit.
-    amounts = [rounded(mul(billable, lit(t.price)), places, mode) for t in spec.tiers]
-    bounds = [t.up_to for t in spec.tiers]
-    digits = max(a.digits for a in amounts)
-    amount_case = ["CASE"]
-    price_case = ["CASE"]
-    for bound, amount, tier in zip(bounds, amounts, spec.tiers, strict=True):
-        if bound is None:
-            amount_case.append(f"ELSE {amount.sql} END")
-            price_case.append(f"ELSE {sql_string(decimal_text(tier.price))} END")
-            break
-        cond = f"WHEN {used.sql} <= {lit(bound).sql}"
-        amount_case.append(f"{cond} THEN {amount.sql}")
-        price_case.append(f"{cond} THEN {sql_string(decimal_text(tier.price))}")
-    return billable, Num(" ".join(amount_case), digits, places), Text(" ".join(price_case))
+    texts: LineTexts,
+    slots: Slots,
+    column: Callable[[Num], Num],
+) -> SqlLine:
+    """Usage line ``n``: ``MeterCharge.pieces`` (flat, graduated) or ``volume_tier``, as SQL."""
+    plan = slots.plan
+    places, mode = plan.minor_units, plan.rounding
+    charge = plan.meters[n]
+    meter = charge.meter
+    if charge.allowance.kind == "none":
+        billable = used  # usage is never negative: nothing to subtract or clamp
+    else:
+        free = slots.num(partial(_free, n))
+        billable = greatest(sub(used, free), ZERO)
+    unit_price: str | Text | None
+    tiers = range(len(charge.bounds))
+    if charge.mode == "volume":
+        # The tier that holds all of the usage prices every billable unit.
+        amounts = [
+            rounded(mul(billable, slots.num(partial(_price, n, k))), places, mode) for k in tiers
+        ]
+        prices = [slots.text(partial(_price_text, n, k)) for k in tiers]
+        tests = [
+            (k, f"{used.sql} <= {slots.num(partial(_bound, n, k)).sql}")
+            for k in tiers[:-1]
+            if charge.bounds[k] is not None
+        ]
+        if tests:
+            whens = " ".join(f"WHEN {t} THEN {amounts[k].sql}" for k, t in tests)
+            amount = Num(
+                f"CASE {whens} ELSE {amounts[-1].sql} END",
+                max(a.digits for a in amounts),
+                places,
+            )
+            whens = " ".join(f"WHEN {t} THEN {prices[k].sql}" for k, t in tests)
+            unit_price = Text(f"CASE {whens} ELSE {prices[-1].sql} END")
+        else:
+            amount, unit_price = amounts[0], prices[0]
+    elif charge.mode == "flat":
+        # A flat rate is one open-ended piece from the free units: billable x price.
+        price = slots.num(partial(_piece, n, 0, "price"))
+        amount = rounded(mul(billable, price), places, mode)
+        unit_price = texts[2]
+    else:
+        terms = []
+        for k, piece in enumerate(charge.pieces(charge.allowance.free())):
+            # max(0, min(used, upper) - lower) * price, lower already past the free units.
+            top = used
+            if piece.upper is not None:
+                top = least(used, slots.num(partial(_piece, n, k, "upper")))
+            lower = slots.num(partial(_piece, n, k, "lower"))
+            price = slots.num(partial(_piece, n, k, "price"))
+            terms.append(mul(greatest(sub(top, lower), ZERO), price))
+        amount = rounded(total(terms), places, mode)
+        unit_price = None
+    return SqlLine(
+        meter.line_code,
+        texts[1],
+        meter.unit,
+        canon_sql(column(billable)),
+        unit_price,
+        column(amount),
+    )
 
 
-def compile_variant(
-    c: ResolvedContract,
-    terms: Mapping[TermKey, Sourced[Any]],
-    catalog: Catalog,
+def generate(
+    plan: RatingPlan,
     meters: Mapping[str, Num],
-    key: int,
     prefix: str,
-) -> Variant:
-    """The SQL of one variant.  Column names start with ``prefix``."""
-    places = c.minor_units
-    mode = terms[("rounding",)].value
+    types: Sequence[tuple[int, int]] | None = None,
+) -> ShapeSql:
+    """The SQL of a plan for a whole month within its term, constants read from slots.
+
+    The SQL text depends only on :func:`shape_key`, ``prefix`` and ``types``
+    (the slots' types; None: those of this plan's own numbers), so every plan
+    of one shape shares it.  Column and slot names start with ``prefix``.
+    Raises NotCompilable when an amount could need more than 38 digits.
+    """
+    places = plan.minor_units
+    mode = plan.rounding
     if mode not in ROUNDING:
         raise NotCompilable(f"the rounding mode `{mode}` is unknown")
-    lines: list[SqlLine] = []
+    slots = Slots(plan, prefix, types)
+    texts = line_texts(plan)
     first: list[tuple[str, Num]] = []
 
     def column(expr: Num) -> Num:
         if expr.value is not None:
             return expr
-        name = f"{prefix}_{len(first)}"
+        name = f"{prefix}c{len(first)}"
         first.append((name, expr))
         return col(name, expr.digits, expr.scale)
 
-    base = terms.get(("base",))
-    kinds: list[str] = []
-    if base is not None:
-        lines.append(
-            SqlLine(
-                "base",
-                f"Base fee ({c.name})",
-                "month",
-                "1",
-                decimal_text(base.value),
-                rounded(lit(base.value), places, mode),
-            )
-        )
-        kinds.append("fee")
-    for meter in catalog.meters:
-        rate_s = terms.get(("meter", meter.id, "rate"))
-        if rate_s is None:
-            continue
-        used = meters[meter.usage_key]
-        free = allowance_of(meter, terms).free()
-        billable, amount, unit_price = _meter_amount(rate_s.value, used, free, places, mode)
-        quantity = column(billable)
-        lines.append(
-            SqlLine(
-                meter.line_code,
-                meter.name,
-                meter.unit,
-                canon_sql(quantity),
-                unit_price,
-                column(amount),
-            )
-        )
-        kinds.append("usage")
-    for addon_id in terms[("addons",)].value:
-        override = terms.get(("addon_price", addon_id))
-        price = override.value if override is not None else catalog.addons[addon_id].price
-        lines.append(
-            SqlLine(
-                f"addon.{addon_id}",
-                catalog.addons[addon_id].name,
-                "month",
-                "1",
-                decimal_text(price),
-                rounded(lit(price), places, mode),
-            )
-        )
-        kinds.append("fee")
+    def fee_line(t: LineTexts, get: Callable[[RatingPlan], Fee]) -> SqlLine:
+        amount = rounded(slots.num(partial(_fee_amount, get)), places, mode)
+        return SqlLine(t[0], t[1], "month", "1", t[2], amount, t[3])
+
+    lines: list[SqlLine] = []
+    if plan.base is not None:
+        lines.append(fee_line(texts[0], _base))
+    for n, charge in enumerate(plan.meters):
+        used = meters[charge.meter.usage_key]
+        lines.append(_meter_line(n, used, texts[len(lines)], slots, column))
+    for j in range(len(plan.addons)):
+        lines.append(fee_line(texts[len(lines)], partial(_addon, j)))
     groups: list[tuple[tuple[str, Num], ...]] = [tuple(first)]
     amounts = [ln.amount for ln in lines]
-    codes = [ln.code for ln in lines]
+    # _plan.apply_adjustments, step for step, at a fee factor of 1.
     running = total(amounts)
     taken: dict[int, Num] = {}
-    for n, step in enumerate(adjustment_plan(terms)):
-        v = step.value
+    for n, (step, hit) in enumerate(zip(plan.adjustments, plan.reached, strict=True)):
         if step.kind == "pct":
-            hit = _hit(step.target, codes, kinds)
-            with localcontext(CONTEXT):
-                share = lit(v / 100)
+            share = slots.num(partial(_share, n))
             exact = neg(mul(total([amounts[i] for i in hit]), share))
-            desc = f"{v}% discount on {step.target}"
         elif step.kind == "fixed":
-            hit = ()
-            exact = neg(least(lit(v), greatest(running, ZERO)))
-            desc = f"{decimal_text(v)} discount"
+            exact = neg(least(slots.num(partial(_value, n)), greatest(running, ZERO)))
         elif step.kind == "cap":
-            hit = _hit(step.target, codes, kinds)
             net = add(amounts[hit[0]], taken.get(hit[0], ZERO)) if hit else ZERO
-            excess = greatest(ZERO, sub(net, lit(v)))
+            excess = greatest(ZERO, sub(net, slots.num(partial(_value, n))))
             exact = neg(least(excess, greatest(running, ZERO)))
-            desc = f"{step.target} capped at {decimal_text(v)}"
         else:
-            hit = ()
-            exact = greatest(ZERO, sub(lit(v), running))
-            desc = f"Minimum commitment true-up ({decimal_text(v)})"
+            exact = greatest(ZERO, sub(slots.num(partial(_value, n)), running))
+        # Rounded once; DuckDB has no negative zero, so -0 is 0 as in apply_adjustments.
         amount = rounded(exact, places, mode)
         if amount.value is None:
-            name = f"{prefix}_s{n}"
+            name = f"{prefix}s{n}"
             groups.append(((name, amount),))
             amount = col(name, amount.digits, amount.scale)
         if step.kind == "pct":
@@ -631,10 +763,142 @@ def compile_variant(
                 for i in hit:
                     taken[i] = sub(taken.get(i, ZERO), mul(amounts[i], share))
         running = add(running, amount)
-        lines.append(SqlLine(step.code, desc, "adjustment", "1", None, amount))
+        t = texts[len(lines)]
+        lines.append(SqlLine(t[0], t[1], "adjustment", "1", None, amount))
     grand = total([ln.amount for ln in lines])
     Num("", grand.digits + places, places)  # the total in integer minor units fits too
-    return Variant(c.id, key, tuple(g for g in groups if g), tuple(lines), grand, places)
+    return ShapeSql(
+        tuple(g for g in groups if g),
+        tuple(lines),
+        grand,
+        places,
+        tuple(slots.numbers),
+        tuple(slots.texts),
+        tuple(slots.typed),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One plan of a shape: the caller's id for it and its constants."""
+
+    ident: Any
+    numbers: tuple[Decimal, ...]
+    texts: tuple[str, ...]
+    lines: tuple[LineTexts, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """SQL shared by plans of one shape (``sql``), and each plan's constants."""
+
+    sid: int
+    sql: ShapeSql
+    members: tuple[Member, ...]
+
+
+# What ShapeCache.read finds of a plan: its shape key, its numbers' types, its constants.
+Read = tuple[Any, tuple[tuple[int, int], ...], Member]
+
+
+class ShapeCache:
+    """Generated SQL by shape and slot types, so each is generated once.
+
+    Also remembers which (shape, types) do not compile.  Use one per ruleset.
+    """
+
+    def __init__(self, meters: Mapping[str, Num]) -> None:
+        self.meters = meters
+        self.reader: dict[Any, ShapeSql] = {}
+        self.sql: dict[tuple[Any, ...], ShapeSql | NotCompilable] = {}
+        self.plans: dict[int, tuple[RatingPlan, Read]] = {}
+
+    def read(self, plan: RatingPlan) -> Read:
+        """A plan's shape key, the types of its numbers, and its constants (``ident`` None)."""
+        found = self.plans.get(id(plan))
+        if found is not None and found[0] is plan:
+            return found[1]
+        key = shape_key(plan)
+        reader = self.reader.get(key)
+        if reader is None:
+            # Any plan of the shape names the slots; typed as each needs, so
+            # a plan whose own numbers are too long fails here as it would alone.
+            reader = self.reader.setdefault(key, generate(plan, self.meters, "v_"))
+        numbers = tuple(get(plan) for get in reader.numbers)
+        texts = tuple(get(plan) for get in reader.texts)
+        read = (
+            key,
+            tuple(num_type(d) for d in numbers),
+            Member(None, numbers, texts, tuple(line_texts(plan))),
+        )
+        # Keyed by identity, with the plan kept so that its id is not reused.
+        self.plans[id(plan)] = (plan, read)
+        return read
+
+    def generate(
+        self, plan: RatingPlan, prefix: str, types: tuple[tuple[int, int], ...]
+    ) -> ShapeSql:
+        """``generate(plan, ..., prefix, types)``, once per shape, prefix and types."""
+        key = (self.read(plan)[0], prefix, types)
+        found = self.sql.get(key)
+        if found is None:
+            try:
+                found = generate(plan, self.meters, prefix, types)
+            except NotCompilable as exc:
+                found = exc
+            self.sql[key] = found
+        if isinstance(found, NotCompilable):
+            raise found
+        return found
+
+    def check(self, plan: RatingPlan) -> None:
+        """Raise NotCompilable if the plan, typed by its own numbers, does not compile."""
+        self.generate(plan, "v_", self.read(plan)[1])
+
+    def shapes(self, plans: Sequence[tuple[Any, RatingPlan]]) -> list[Shape]:
+        """Plans grouped by shape, each group's SQL typed by the widest of each slot.
+
+        If the widest types would need more than 38 digits somewhere, the group
+        is split into groups that fit (each plan alone is known to compile).
+        """
+        by_key: dict[Any, list[tuple[RatingPlan, tuple[tuple[int, int], ...], Member]]] = {}
+        for ident, plan in plans:
+            key, typed, member = self.read(plan)
+            by_key.setdefault(key, []).append((plan, typed, replace(member, ident=ident)))
+        out: list[Shape] = []
+        for members in by_key.values():
+            groups = [(_widest([typed for _, typed, _ in members]), members)]
+            if not self.fits(members[0][0], groups[0][0]):
+                # Greedily: each plan joins the first group it fits in when typed together.
+                groups = []
+                for plan, typed, member in members:
+                    for n, (types, part) in enumerate(groups):
+                        wider = _widest([types, typed])
+                        if self.fits(plan, wider):
+                            groups[n] = (wider, [*part, (plan, typed, member)])
+                            break
+                    else:
+                        groups.append((typed, [(plan, typed, member)]))
+            for types, part in groups:
+                sid = len(out)
+                sql = self.generate(part[0][0], f"s{sid}_", types)
+                out.append(Shape(sid, sql, tuple(m for _, _, m in part)))
+        return out
+
+    def fits(self, plan: RatingPlan, types: tuple[tuple[int, int], ...]) -> bool:
+        """Whether the plan's shape compiles with slots of these types."""
+        try:
+            self.generate(plan, "v_", types)
+        except NotCompilable:
+            return False
+        return True
+
+
+def _widest(types: Sequence[tuple[tuple[int, int], ...]]) -> tuple[tuple[int, int], ...]:
+    """Per slot, the most digits and the most decimals of any of ``types``."""
+    return tuple(
+        (max(t[0] for t in slot), max(t[1] for t in slot)) for slot in zip(*types, strict=True)
+    )
 
 
 # -------------------------------------------------------------- contracts
@@ -642,33 +906,38 @@ def compile_variant(
 
 @dataclass(frozen=True, slots=True)
 class CompiledContract:
-    """What the SQL needs of one contract: its layer conditions, term, and variants."""
+    """What the SQL needs of one contract: its layers, its term, and its plans.
+
+    Layer n sets bit n of a record's variant key.  A layer with a `when`
+    condition has its SQL boolean in ``conditions[n]`` (its `from` date
+    included); a layer with only a `from` date has that date in
+    ``from_dates[n]``, which the engine compares in a joined column.
+    """
 
     contract: ResolvedContract
-    conditions: tuple[str, ...]  # one SQL boolean per conditional layer, bit n = layer n
+    plans: Plans
+    conditions: tuple[str | None, ...]
+    from_dates: tuple[date | None, ...]
     term: tuple[date, date] | None
 
-    def terms(self, key: int) -> dict[TermKey, Sourced[Any]]:
-        folded: dict[TermKey, Sourced[Any]] = {}
-        bit = 0
-        for layer in self.contract.layers:
-            if layer.conditional:
-                applies = bool(key >> bit & 1)
-                bit += 1
-                if not applies:
-                    continue
-            folded.update(layer.patch)
-        return folded
+    def plan(self, key: int) -> RatingPlan:
+        """The plan of variant key ``key`` (bit n: conditional layer n applies)."""
+        return self.plans.for_key(tuple(bool(key >> n & 1) for n in range(len(self.conditions))))
 
 
 def meter_columns(catalog: Catalog) -> dict[str, Num]:
-    """The SQL column of each usage key: m0, m1, ... as DECIMAL(38, 6)."""
+    """The SQL column of each usage key: m0, m1, ... (12 digits, 6 decimals at most)."""
     return {
         m.usage_key: col(f"m{i}", METER_DIGITS, METER_SCALE) for i, m in enumerate(catalog.meters)
     }
 
 
-def compile_contract(c: ResolvedContract, catalog: Catalog) -> CompiledContract:
+def compile_contract(
+    c: ResolvedContract,
+    catalog: Catalog,
+    plans: Plans | None = None,
+    cache: ShapeCache | None = None,
+) -> CompiledContract:
     """Check that every variant of a contract compiles; NotCompilable says why not."""
     conditional = [layer for layer in c.layers if layer.conditional]
     if len(conditional) > MAX_LAYERS:
@@ -679,18 +948,30 @@ def compile_contract(c: ResolvedContract, catalog: Catalog) -> CompiledContract:
     for layer in conditional:
         if ("term",) in layer.patch:
             raise NotCompilable("its term is set inside a `when` or `from` block")
-    meters = meter_columns(catalog)
-    cond = _Conditions(meters)
-    conditions = []
+    if cache is None:
+        cache = ShapeCache(meter_columns(catalog))
+    cond = _Conditions(cache.meters)
+    conditions: list[str | None] = []
+    from_dates: list[date | None] = []
     for layer in conditional:
+        if layer.condition is None:
+            conditions.append(None)
+            from_dates.append(layer.from_date)
+            continue
         parts = []
         if layer.from_date is not None:
             parts.append(f"(pstart >= DATE '{layer.from_date.isoformat()}')")
-        if layer.condition is not None:
-            parts.append(cond.boolean(layer.condition))
+        parts.append(cond.boolean(layer.condition))
         conditions.append("(" + " AND ".join(parts) + ")")
+        from_dates.append(None)
     term = c.static_terms.get(("term",))
-    compiled = CompiledContract(c, tuple(conditions), None if term is None else term.value)
+    compiled = CompiledContract(
+        c,
+        plans if plans is not None else Plans(c, catalog),
+        tuple(conditions),
+        tuple(from_dates),
+        None if term is None else term.value,
+    )
     for key in range(2 ** len(conditional)):
-        compile_variant(c, compiled.terms(key), catalog, meters, key, "v")
+        cache.check(compiled.plan(key))
     return compiled
