@@ -406,7 +406,10 @@ def _load_cached(paths: Sequence[str | os.PathLike[str]]) -> Ruleset | None:
             raw.append((str(path), path.read_bytes()))
         except OSError:
             return None
-    found = read_cached(raw)
+    # Unpickling builds as many objects as parsing: pause the collector as
+    # loading does (only where that is safe, see _no_gc_pauses).
+    with _no_gc_pauses():
+        found = read_cached(raw)
     if found is not None:
         return found
     try:
