@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -365,7 +366,7 @@ def test_token_file_problems(tmp_path: Path) -> None:
     empty.write_text("\n")
     with pytest.raises(_serve.PricingError) as exc:
         _serve.read_token(str(empty))
-    assert exc.value.codes == ["E706"]
+    assert exc.value.codes == ["E705"]
     with pytest.raises(_serve.PricingError):
         _serve.read_token(str(tmp_path / "missing"))
 
@@ -520,3 +521,13 @@ def test_version_is_a_content_hash() -> None:
     assert a == _serve.ruleset_version([("a.pricing", b"x")])
     assert a != _serve.ruleset_version([("a.pricing", b"y")])
     assert a != _serve.ruleset_version([("b.pricing", b"x")])
+
+
+def test_cli_names_the_extra_when_starlette_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pricing_dsl._cli import main
+
+    monkeypatch.setitem(sys.modules, "pricing_dsl._serve", None)  # import fails
+    assert main(["serve", str(RULESETS)]) == 2
+    assert "pip install 'pricing-dsl[serve]'" in capsys.readouterr().err
