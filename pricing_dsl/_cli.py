@@ -170,6 +170,38 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_lsp, subparser=p)
 
+    p = sub.add_parser(
+        "serve", help="serve rating as an HTTP JSON API, with hot reload and a playground page"
+    )
+    _add_paths(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)"
+    )
+    p.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="require `Authorization: Bearer` with this file's token",
+    )
+    p.add_argument(
+        "--max-body", type=int, default=1_000_000, metavar="BYTES", help="request size limit"
+    )
+    p.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="time limit of one /v1/rate/batch request",
+    )
+    p.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="how often to look for edited files",
+    )
+    p.set_defaults(func=_cmd_serve, subparser=p)
+
     if command in sub.choices:
         # Rating one invoice should start fast: the metering and batch
         # packages are imported only when they may be asked for.
@@ -441,6 +473,27 @@ def _cmd_lsp(args: argparse.Namespace) -> int:
         )
         return 2
     return serve()
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    # Starlette and uvicorn are optional (the `serve` extra): imported only here.
+    try:
+        from ._serve import serve
+    except ImportError as exc:
+        sys.stderr.write(
+            f"pricing: error: `pricing serve` needs Starlette and uvicorn ({exc}); "
+            "install them with: pip install 'pricing-dsl[serve]'\n"
+        )
+        return 2
+    return serve(
+        args.paths,
+        host=args.host,
+        port=args.port,
+        token_file=args.token_file,
+        max_body=args.max_body,
+        batch_seconds=args.batch_seconds,
+        poll_seconds=args.poll_seconds,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
