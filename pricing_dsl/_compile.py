@@ -119,7 +119,12 @@ def _valid(var: str, whole: bool) -> list[str]:
         # digits to multiply exactly also falls back.
         f"  if {var}.is_signed() or not {var} < LIMIT: return None",
         # Finer than the usage bound: the interpreter refuses it, in words.
-        f"  if {var}.as_tuple().exponent < MIN_EXPONENT: return None",
+        # Reading the exponent (as_tuple) costs more than rating the line, so
+        # it is read only where the short text form cannot vouch for it:
+        # plain text of at most 40 characters has at most 40 places.
+        f"  w = STR({var})",
+        "  if len(w) > 40 or 'E' in w:",
+        f"    if {var}.as_tuple().exponent < MIN_EXPONENT: return None",
     ]
     if whole:
         lines.append(f"  if {var} != {var}.to_integral_value(): return None")
@@ -274,6 +279,7 @@ _GLOBALS: dict[str, Any] = {
     "LIMIT": LIMIT,
     "INT_LIMIT": int(LIMIT),
     "MIN_EXPONENT": -USAGE_PLACES,
+    "STR": str,
     "MISSING": _MISSING,
     "EXACT_VALUE": _exact,
     "NEW": object.__new__,
@@ -484,7 +490,8 @@ class CompiledContract:
                 try:
                     if x.is_signed() or not x < LIMIT or (whole and x != x.to_integral_value()):
                         return None
-                    if x.as_tuple().exponent < -USAGE_PLACES:
+                    text = str(x)  # see _valid: the exponent only where text cannot vouch
+                    if (len(text) > 40 or "E" in text) and x.as_tuple().exponent < -USAGE_PLACES:
                         return None
                 except ArithmeticError:
                     return None
