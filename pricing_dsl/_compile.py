@@ -63,9 +63,12 @@ def _exact(x: Any, whole: bool) -> int | Decimal | None:
     if type(x) is str:
         if not (_COUNT if whole else _QUANTITY).match(x):
             return None
+        # Plain digits: the places are counted on the text itself.
+        dot = x.find(".")
+        if dot >= 0 and len(x) - dot - 1 > USAGE_PLACES:
+            return None
         d = Decimal(x)
-        exponent = d.as_tuple().exponent
-        return d if d < LIMIT and isinstance(exponent, int) and exponent >= -USAGE_PLACES else None
+        return d if d < LIMIT else None
     if isinstance(x, bool):
         return None
     if isinstance(x, Integral):
