@@ -114,14 +114,16 @@ def test_an_open_document_overrides_the_file_on_disk(project: L.Project) -> None
 
 def test_unchanged_files_are_not_parsed_again(project: L.Project, monkeypatch) -> None:
     project.analysis()
+    from pricing_dsl import _incremental
+
     parsed = []
-    real = L.parse
+    real = _incremental.parse
 
     def spy(text: str, name: str):  # type: ignore[no-untyped-def]
         parsed.append(name)
         return real(text, name)
 
-    monkeypatch.setattr(L, "parse", spy)
+    monkeypatch.setattr(_incremental, "parse", spy)
     acme = path(project, "contracts/acme.pricing")
     project.set_text(acme, ACME + "\n")
     project.analysis()
@@ -484,3 +486,52 @@ def test_pricing_lsp_over_stdio(tmp_path: Path, pricing_cmd: str) -> None:
         await client.stop()
 
     asyncio.run(session())
+
+
+# ------------------------------------------------- a keystroke's re-check
+
+
+def test_a_keystroke_lints_only_the_declarations_it_changes(project: L.Project) -> None:
+    project.analysis()
+    acme = path(project, "contracts/acme.pricing")
+    catalog = path(project, "catalog.pricing")
+    project.set_text(acme, ACME.replace("529.00", "528.00"))
+    project.analysis()
+    assert project._lint.linted == 1  # acme alone
+    project.set_text(catalog, CATALOG.replace("99.00", "98.00"))
+    project.analysis()
+    assert project._lint.linted == 2  # starter, and acme that extends it
+
+
+EDITED_LINES = st.sampled_from(
+    ["  base 99.00 per month", "  base 529.00 per month", "  mau overage 0.12 per user",
+     "  mau included 1000 overage 0.12 per user", "  discount 100% on mau_overage",
+     "  when mau > 5 {", "  }", "",
+     "addon hipaa \"HIPAA\" 400.00 per month", "  addons hipaa", "  bse 5 per month",
+     "  mau overage volume {\n    up to 10 at 0.20 per user\n    above at 0.10 per user\n  }"]
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_after_edits_the_findings_are_those_of_a_fresh_check(tmp_path_factory, data) -> None:  # type: ignore[no-untyped-def]
+    """Kept parses and kept warnings never show what a check from scratch would not."""
+    root = tmp_path_factory.mktemp("p").resolve()
+    (root / "catalog.pricing").write_text(CATALOG)
+    (root / "acme.pricing").write_text(ACME)
+    project = L.Project(root)
+    project.analysis()
+    texts = {str(root / "catalog.pricing"): CATALOG, str(root / "acme.pricing"): ACME}
+    for _ in range(data.draw(st.integers(1, 4))):
+        name = data.draw(st.sampled_from(sorted(texts)))
+        lines = texts[name].split("\n")
+        at = data.draw(st.integers(0, len(lines) - 1))
+        if data.draw(st.booleans()):
+            lines[at] = data.draw(EDITED_LINES)
+        else:
+            lines.insert(at, data.draw(EDITED_LINES))
+        texts[name] = "\n".join(lines)
+        project.set_text(name, texts[name])
+        assert (
+            project.analysis().diagnostics == L.analyse_sources(sorted(texts.items())).diagnostics
+        )
