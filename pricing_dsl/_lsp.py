@@ -136,6 +136,8 @@ class Analysis:
     # Plans and contracts as last checked, kept while a file is half-typed and
     # does not parse: completion still knows a contract's lines and its peers.
     remembered: Mapping[str, ResolvedContract] = field(default_factory=dict)
+    # False while the warnings of changed plans and contracts are still to come.
+    complete: bool = True
 
     def tree(self, path: str) -> A.File | None:
         return self.trees.get(path)
@@ -216,10 +218,23 @@ class Project:
         self._parsed[path] = (text, tree, list(diags))
         return tree, diags
 
-    def analysis(self) -> Analysis:
-        """The checked state of the project's current texts (kept until a text changes)."""
+    def analysis(self, lint: bool = True) -> Analysis:
+        """The checked state of the project's current texts (kept until a text changes).
+
+        With ``lint=False`` the linter is not run again on the plans and
+        contracts that changed: their warnings are left out, the answer's
+        ``complete`` is False, and it is not kept.  The language server
+        publishes that first, right after a keystroke, and the whole
+        analysis once typing pauses for longer.
+        """
         if self._analysis is None:
-            an = analyse_sources(self.sources(), self._parse, self._lint)
+            self._lint.partial = not lint
+            try:
+                an = analyse_sources(self.sources(), self._parse, self._lint)
+            finally:
+                self._lint.partial = False
+            if self._lint.pending:
+                return replace(an, complete=False)
             old = self._remembered
             self._remembered = {**old, **an.result.contracts} if an.trees else old
             if len(an.trees) == len(an.texts):
@@ -299,6 +314,10 @@ class LintMemo:
         self._catalog: tuple[Any, ...] = ()
         self._kept: dict[tuple[str, str], _Linted] = {}
         self.linted = 0  # declarations linted by the last call, for tests and the benchmark
+        # While set, declarations whose warnings are not kept are not linted,
+        # only counted in ``pending``.
+        self.partial = False
+        self.pending = 0
 
     def __call__(self, files: list[A.File], result: CheckResult) -> list[Diagnostic]:
         from ._lint import lint
@@ -318,7 +337,7 @@ class LintMemo:
                     plans.setdefault(d.id.text, d)
         out: list[Diagnostic] = []
         kept: dict[tuple[str, str], _Linted] = {}
-        self.linted = 0
+        self.linted = self.pending = 0
         for f in files:
             for decl in f.decls:
                 if not isinstance(decl, A.PlanDecl):
@@ -330,6 +349,9 @@ class LintMemo:
                 key = (f.path, decl.id.text)
                 found = self._kept.get(key)
                 if found is None or found[0] != chain:
+                    if self.partial:
+                        self.pending += 1
+                        continue
                     found = (chain, lint([A.File(f.path, (decl,))], result))
                     self.linted += 1
                 kept[key] = found

@@ -481,6 +481,20 @@ def test_pricing_lsp_over_stdio(tmp_path: Path, pricing_cmd: str) -> None:
             (7, "✗ test fails: line 12: base amount: expected 1.00, got 529.00"),
         ]
 
+        # A keystroke that makes a warning: it comes with the lint, after a longer pause.
+        client.text_document_did_change(
+            T.DidChangeTextDocumentParams(
+                T.VersionedTextDocumentIdentifier(uri=uri, version=3),
+                [T.TextDocumentContentChangeWholeDocument(text=ACME.replace("529.00", "99.00"))],
+            )
+        )
+        (w,) = await diagnostics_of(uri)
+        assert (w.code, w.severity, w.range.start.line) == (
+            "W101",
+            T.DiagnosticSeverity.Warning,
+            1,
+        )
+
         await client.shutdown_async(None)
         client.exit(None)
         await client.stop()
@@ -535,3 +549,22 @@ def test_after_edits_the_findings_are_those_of_a_fresh_check(tmp_path_factory, d
         assert (
             project.analysis().diagnostics == L.analyse_sources(sorted(texts.items())).diagnostics
         )
+
+
+def test_warnings_of_changed_declarations_can_wait(tmp_path: Path) -> None:
+    """First the errors and the kept warnings; the changed contract's warnings after."""
+    (tmp_path / "a.pricing").write_text(CATALOG)
+    (tmp_path / "b.pricing").write_text(ACME)
+    project = L.Project(tmp_path.resolve())
+    assert project.analysis().complete
+    b = str(tmp_path.resolve() / "b.pricing")
+    repeated = ACME.replace("529.00", "99.00")  # repeats the inherited base price: W101
+    project.set_text(b, repeated)
+    quick = project.analysis(lint=False)
+    assert not quick.complete and quick.diagnostics[b] == ()
+    full = project.analysis()
+    assert full.complete and [d.code for d in full.diagnostics[b]] == ["W101"]
+    assert project.analysis(lint=False) is full  # nothing changed since: the whole answer
+    project.set_text(b, repeated.replace("base 99.00", "bse 99.00"))
+    quick = project.analysis(lint=False)  # errors are never held back
+    assert quick.complete and [d.code for d in quick.diagnostics[b]] == ["E208"]  # no meter `bse`
