@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing_dsl._incremental import IncrementalParser, chunks
-from pricing_dsl._parser import parse
+from pricing_dsl._incremental import IncrementalParser, _scanner, chunks
+from pricing_dsl._parser import _lexemes, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 INVALID = ROOT / "tests" / "data" / "invalid"
@@ -120,7 +120,10 @@ TWO = "plan a {\n  base 5.00 per month\n}\n\nplan b {\n  base 6.00 per month\n}\
         TWO.replace("plan a {", "pln a {").replace("plan b {", "pln b {"),
         TWO.replace("plan a", "currency\nplan a"),  # errors in the first chunk and later
         TWO.replace("plan a", "currency\nplan a").replace("base 6", "base 6 6"),
-        TWO.replace("base 6.00", "base 6e3"),
+        TWO.replace("base 6.00", "base 6e3"),  # an exponent (E105)
+        TWO.replace("6.00 per", "6.00 pr") + "plan c {\n  base 7e3 per month\n}\n",
+        TWO.replace("base 6.00 per month", "base 6.00 per month # 6e3"),  # not a number
+        TWO.replace("base 6.00 per month", 'addon x "6e3" 6.00 per month'),
         TWO + "plan c {\n" * 25,  # more errors than the parser reports
         TWO.replace("  base 5.00 per month\n", "  x\n" * 25),
         TWO.replace("plan a {", 'test "t" {\n  usage { mau 1 }\n}\nplan a {'),
@@ -148,3 +151,26 @@ def test_unbalanced_braces_parse_the_whole_file() -> None:
 def test_braces_in_strings_and_comments_do_not_cut() -> None:
     text = 'plan a {\n  addon x "}" 5.00 per month # }\n}\nplan b { # {\n}\n'
     assert [line for line, _ in chunks(text) or []] == [1, 4]
+
+
+def braces(text: str, scanner: object) -> list[tuple[int, str]]:
+    return [
+        (m.start(), m.group())
+        for m in scanner.finditer(text)  # type: ignore[attr-defined]
+        if m.lastgroup in ("brace", "string", "comment")
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(['"', "#", "{", "}", "\\", "\n", "a", " ", "1e5", "\u201c"])).map(
+        "".join
+    )
+)
+def test_the_fast_scanner_reads_strings_comments_and_braces_as_the_parser(text: str) -> None:
+    assert braces(text, _scanner()) == braces(text, _lexemes())
+
+
+def test_the_fast_scanner_on_the_shipped_and_invalid_files() -> None:
+    for text in TEXTS.values():
+        assert braces(text, _scanner()) == braces(text, _lexemes())
