@@ -74,11 +74,14 @@ def chunks(source: str) -> list[tuple[int, str]] | None:
     """The file's chunks as (first line, text), or None where the braces do not balance.
 
     ``source`` ends with a line break.  A chunk starts at the line that
-    opens a top-level block, the first chunk at the start of the file.
+    opens a top-level block, the first chunk at the start of the file; it
+    runs to the second such line, so that every later chunk follows at least
+    one declaration, as the stand-in before it says.
     """
     cuts = [0]
     depth = 0
     last_brace = -1  # offset of the last brace seen, to know a line's start depth
+    blocks = 0
     for m in _scanner().finditer(source):
         if m.lastgroup != "brace":
             continue
@@ -87,8 +90,9 @@ def chunks(source: str) -> list[tuple[int, str]] | None:
             if depth == 0:
                 line_start = source.rfind("\n", 0, at) + 1
                 # The line must start outside any block: no brace before it on the line.
-                if last_brace < line_start and line_start > cuts[-1]:
+                if last_brace < line_start and line_start > cuts[-1] and blocks:
                     cuts.append(line_start)
+                blocks += 1
             depth += 1
         else:
             depth -= 1
