@@ -229,6 +229,7 @@ class Project:
         """
         if self._analysis is None:
             self._lint.partial = not lint
+            self._lint.linted = self._lint.pending = 0  # the linter runs only on a clean check
             try:
                 an = analyse_sources(self.sources(), self._parse, self._lint)
             finally:
