@@ -517,11 +517,20 @@ def test_a_keystroke_lints_only_the_declarations_it_changes(project: L.Project) 
     assert project._lint.linted == 2  # starter, and acme that extends it
 
 
+def test_a_catalog_change_lints_every_declaration_again(project: L.Project) -> None:
+    project.analysis()
+    acme = path(project, "contracts/acme.pricing")
+    # acme bills the add-on hipaa, now priced at zero in the catalog: W105.
+    project.set_text(path(project, "catalog.pricing"), CATALOG.replace("500.00", "0.00"))
+    assert [d.code for d in project.analysis().diagnostics[acme]] == ["W105"]
+
+
 EDITED_LINES = st.sampled_from(
     ["  base 99.00 per month", "  base 529.00 per month", "  mau overage 0.12 per user",
      "  mau included 1000 overage 0.12 per user", "  discount 100% on mau_overage",
      "  when mau > 5 {", "  }", "",
-     "addon hipaa \"HIPAA\" 400.00 per month", "  addons hipaa", "  bse 5 per month",
+     'addon hipaa "HIPAA" 400.00 per month', 'addon hipaa "HIPAA" 0.00 per month',
+     "  addons hipaa", "  bse 5 per month",
      "  mau overage volume {\n    up to 10 at 0.20 per user\n    above at 0.10 per user\n  }"]
 )  # fmt: skip
 
