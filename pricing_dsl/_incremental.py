@@ -27,6 +27,10 @@ same tree and the same diagnostics at the same positions.  Why that holds:
   whole file is parsed instead.  Errors then add up in file order, up to
   the parser's limit per file, as in one pass.
 
+The first text a parser sees is parsed whole, which is faster than chunk by
+chunk; if it parses, its declarations are kept as the chunks' results (a
+file that parses is the sequence of its chunks' declarations).
+
 Whatever is unsure falls back to parsing the whole file: braces that do not
 balance (a `{` being typed, a `}` deleted), numbers with exponents (E105:
 the parser reports those of the whole file before any other error), syntax
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from bisect import bisect_right
 from functools import cache
 from typing import Any
 
@@ -138,6 +143,23 @@ class _Parsed:
     settled: bool  # with errors: recovery left the parser at the top level
 
 
+def _key(index: int, line: int, chunk: str) -> str:
+    """A chunk's key: its text, and for the first chunk (parsed without a stand-in) its place."""
+    return f"{line if index == 0 else 0}\0{chunk}"
+
+
+def _seed(cut: list[tuple[int, str]], tree: A.File) -> dict[str, _Parsed]:
+    """The chunks' results, from the parse of the whole file that they make up."""
+    starts = [line for line, _ in cut]
+    decls: list[list[Any]] = [[] for _ in cut]
+    for decl in tree.decls:
+        decls[bisect_right(starts, decl.span.line) - 1].append(decl)
+    return {
+        _key(i, line, chunk): _Parsed(line, tuple(found), (), True)
+        for i, ((line, chunk), found) in enumerate(zip(cut, decls, strict=True))
+    }
+
+
 class IncrementalParser:
     """Parses successive versions of one file, reusing the chunks that did not change.
 
@@ -150,6 +172,7 @@ class IncrementalParser:
         self.reused = 0
         self.parsed = 0
         self.whole = False
+        self._warm = False
 
     def __call__(self, text: str, path: str) -> tuple[A.File | None, list[Diagnostic]]:
         source = text if text.endswith("\n") else text + "\n"
@@ -157,12 +180,21 @@ class IncrementalParser:
         self.reused = self.parsed = 0
         self.whole = cut is None
         if cut is None:
-            self._kept = {}
+            # The chunks kept stay: the braces usually balance again a keystroke later.
             return parse(text, path)
+        if not self._warm:
+            # The first text: one pass over the whole file is faster than one
+            # per chunk, and its declarations are the chunks' (see the module
+            # docstring), so they are kept as the chunks' results.
+            self._warm = self.whole = True
+            whole = parse(text, path)
+            if whole[0] is not None:
+                self._kept = _seed(cut, whole[0])
+            return whole
         kept: dict[str, _Parsed] = {}
         results: list[_Parsed] = []
         for i, (line, chunk) in enumerate(cut):
-            key = f"{line if i == 0 else 0}\0{chunk}"
+            key = _key(i, line, chunk)
             found = self._kept.get(key) or kept.get(key)
             if found is not None and (found.line == line or not found.errors):
                 self.reused += 1

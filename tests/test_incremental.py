@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pricing_dsl._incremental import IncrementalParser, _scanner, chunks
+from pricing_dsl._incremental import IncrementalParser, _key, _scanner, _seed, chunks
 from pricing_dsl._parser import _lexemes, parse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,3 +174,19 @@ def test_the_fast_scanner_reads_strings_comments_and_braces_as_the_parser(text: 
 def test_the_fast_scanner_on_the_shipped_and_invalid_files() -> None:
     for text in TEXTS.values():
         assert braces(text, _scanner()) == braces(text, _lexemes())
+
+
+@pytest.mark.parametrize("name", ["BIG", *sorted(n for n in TEXTS if n.startswith("rulesets/"))])
+def test_the_first_parse_keeps_what_parsing_each_chunk_gives(name: str) -> None:
+    """The first text is parsed whole, and its declarations kept as the chunks' results."""
+    text = BIG if name == "BIG" else TEXTS[name]
+    source = text if text.endswith("\n") else text + "\n"
+    cut = chunks(source)
+    tree, _ = parse(text, name)
+    assert cut is not None and tree is not None
+    each = {
+        _key(i, line, chunk): IncrementalParser._parse_chunk(chunk, line, name, first=i == 0)
+        for i, (line, chunk) in enumerate(cut)
+    }
+    assert _seed(cut, tree) == each
+    assert name != "BIG" or len(cut) > 20
