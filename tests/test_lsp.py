@@ -569,6 +569,9 @@ def test_warnings_of_changed_declarations_can_wait(tmp_path: Path) -> None:
     b = str(tmp_path.resolve() / "b.pricing")
     repeated = ACME.replace("529.00", "99.00")  # repeats the inherited base price: W101
     project.set_text(b, repeated)
+    assert [d.code for d in project.analysis(lint=False).diagnostics[b]] == ["W101"]  # one: at once
+    project._lint.quick = 0  # as when hundreds of contracts changed
+    project.set_text(b, repeated.replace("addons hipaa", "addons  hipaa"))
     quick = project.analysis(lint=False)
     assert not quick.complete and quick.diagnostics[b] == ()
     full = project.analysis()
