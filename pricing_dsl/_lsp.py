@@ -26,7 +26,8 @@ from typing import Any
 from . import _ast as A
 from ._checker import CheckResult, possible_lines
 from ._errors import Diagnostic, PricingError, Span
-from ._parser import parse, split_comment
+from ._incremental import IncrementalParser
+from ._parser import split_comment
 from ._ruleset import Ruleset, _no_gc_pauses, analyse
 from ._terms import STANDARD, ResolvedContract
 
@@ -135,6 +136,8 @@ class Analysis:
     # Plans and contracts as last checked, kept while a file is half-typed and
     # does not parse: completion still knows a contract's lines and its peers.
     remembered: Mapping[str, ResolvedContract] = field(default_factory=dict)
+    # False while the warnings of changed plans and contracts are still to come.
+    complete: bool = True
 
     def tree(self, path: str) -> A.File | None:
         return self.trees.get(path)
@@ -144,8 +147,9 @@ class Project:
     """The ``.pricing`` files under one folder, checked together as `pricing check DIR` does.
 
     Open documents override the files on disk.  Each file's parse is kept
-    while its text is unchanged, so a keystroke re-parses one file and
-    re-checks the namespace.
+    while its text is unchanged, and a changed file re-parses only the
+    declarations that changed (:mod:`._incremental`), so a keystroke
+    re-parses one declaration and re-checks the namespace.
     """
 
     def __init__(self, root: Path | None) -> None:
@@ -153,6 +157,8 @@ class Project:
         self.disk: dict[str, str] = {}
         self.open: dict[str, str] = {}
         self._parsed: dict[str, tuple[str, A.File | None, list[Diagnostic]]] = {}
+        self._parsers: dict[str, IncrementalParser] = {}
+        self._lint = LintMemo()
         self._analysis: Analysis | None = None
         self._remembered: dict[str, ResolvedContract] = {}
         if root is not None:
@@ -205,14 +211,31 @@ class Project:
         found = self._parsed.get(path)
         if found is not None and found[0] == text:
             return found[1], list(found[2])
-        tree, diags = parse(text, path)
+        parser = self._parsers.get(path)
+        if parser is None:
+            parser = self._parsers[path] = IncrementalParser()
+        tree, diags = parser(text, path)
         self._parsed[path] = (text, tree, list(diags))
         return tree, diags
 
-    def analysis(self) -> Analysis:
-        """The checked state of the project's current texts (kept until a text changes)."""
+    def analysis(self, lint: bool = True) -> Analysis:
+        """The checked state of the project's current texts (kept until a text changes).
+
+        With ``lint=False`` the linter is run again on a few of the plans
+        and contracts that changed (:class:`LintMemo`), not on more: their
+        warnings are left out, the answer's ``complete`` is False, and it is
+        not kept.  The language server publishes that first, right after a
+        keystroke, and the whole analysis once typing pauses for longer.
+        """
         if self._analysis is None:
-            an = analyse_sources(self.sources(), self._parse)
+            self._lint.partial = not lint
+            self._lint.linted = self._lint.pending = 0  # the linter runs only on a clean check
+            try:
+                an = analyse_sources(self.sources(), self._parse, self._lint)
+            finally:
+                self._lint.partial = False
+            if self._lint.pending:
+                return replace(an, complete=False)
             old = self._remembered
             self._remembered = {**old, **an.result.contracts} if an.trees else old
             if len(an.trees) == len(an.texts):
@@ -221,15 +244,21 @@ class Project:
             live = {p for p, _ in self.sources()}
             for gone in set(self._parsed) - live:
                 del self._parsed[gone]
+            for gone in set(self._parsers) - live:
+                del self._parsers[gone]
         return self._analysis
 
 
-def analyse_sources(sources: Sequence[tuple[str, str]], parse_file: Any = None) -> Analysis:
+def analyse_sources(
+    sources: Sequence[tuple[str, str]], parse_file: Any = None, lint_files: Any = None
+) -> Analysis:
     """Check sources with the checker and linter `pricing check` uses; never raises."""
     texts = dict(sources)
     with _no_gc_pauses():
         try:
-            files, result, _policy, diags = analyse(sources, warnings=True, parse_file=parse_file)
+            files, result, _policy, diags = analyse(
+                sources, warnings=True, parse_file=parse_file, lint_files=lint_files
+            )
         except RecursionError:
             files, result = [], _empty_result()
             diags = [
@@ -262,6 +291,77 @@ def analyse_sources(sources: Sequence[tuple[str, str]], parse_file: Any = None) 
         diagnostics={p: tuple(ds) for p, ds in by_path.items()},
         ruleset=ruleset,
     )
+
+
+# A declaration's `extends` chain, as declarations, and the warnings it got.
+_Linted = tuple[tuple[A.PlanDecl | None, ...], list[Diagnostic]]
+
+
+class LintMemo:
+    """The linter's warnings, kept per plan and contract while what they come from is unchanged.
+
+    :func:`._lint.lint` judges each plan or contract on its own, from its
+    declaration, its resolved terms and the catalog.  Its resolved terms come
+    from the declarations of its `extends` chain and the catalog's top-level
+    statements (meters, add-ons, currency, rounding).  So one declaration's
+    warnings are those of ``lint`` run on it alone, and they are kept while
+    those declarations are equal -- as trees, spans and spellings included;
+    the trees of unchanged declarations are the very same objects, so the
+    comparison is mostly identity.  A keystroke in one contract lints that
+    contract again (and those that extend it), not the whole workspace.
+    """
+
+    def __init__(self) -> None:
+        self._catalog: tuple[Any, ...] = ()
+        self._kept: dict[tuple[str, str], _Linted] = {}
+        self.linted = 0  # declarations linted by the last call, for tests and the benchmark
+        # While set, only the first ``quick`` declarations whose warnings are
+        # not kept are linted; the others are only counted in ``pending``.
+        # A keystroke in one contract is linted at once (a few milliseconds);
+        # one in a plan that hundreds of contracts extend is not.
+        self.partial = False
+        self.quick = 8
+        self.pending = 0
+
+    def __call__(self, files: list[A.File], result: CheckResult) -> list[Diagnostic]:
+        from ._lint import lint
+
+        catalog = tuple(
+            d
+            for f in files
+            for d in f.decls
+            if not isinstance(d, (A.PlanDecl, A.TestDecl, A.PolicyDecl))
+        )
+        if catalog != self._catalog:
+            self._catalog, self._kept = catalog, {}
+        plans: dict[str, A.PlanDecl] = {}
+        for f in files:
+            for d in f.decls:
+                if isinstance(d, A.PlanDecl):
+                    plans.setdefault(d.id.text, d)
+        out: list[Diagnostic] = []
+        kept: dict[tuple[str, str], _Linted] = {}
+        self.linted = self.pending = 0
+        for f in files:
+            for decl in f.decls:
+                if not isinstance(decl, A.PlanDecl):
+                    continue
+                c = result.contracts.get(decl.id.text)
+                if c is None or c.span != decl.span:
+                    continue  # the linter passes it over too
+                chain = (decl, *(plans.get(x) for x in c.chain[1:]))
+                key = (f.path, decl.id.text)
+                found = self._kept.get(key)
+                if found is None or found[0] != chain:
+                    if self.partial and self.linted >= self.quick:
+                        self.pending += 1
+                        continue
+                    found = (chain, lint([A.File(f.path, (decl,))], result))
+                    self.linted += 1
+                kept[key] = found
+                out.extend(found[1])
+        self._kept = kept
+        return out
 
 
 def _empty_result() -> CheckResult:

@@ -23,6 +23,10 @@ __all__ = ["build_server", "serve"]
 
 # How long typing must pause before the workspace is checked again.
 DEBOUNCE_SECONDS = 0.15
+# And how much longer before the changed plans and contracts are linted: the
+# linter rates each at many usage points, which on a plan that hundreds of
+# contracts extend takes longer than a keystroke should wait.
+LINT_DEBOUNCE_SECONDS = 0.35
 
 
 class PricingServer(LanguageServer):
@@ -67,8 +71,9 @@ class PricingServer(LanguageServer):
         return self.project_for(path), path
 
     # -- diagnostics
-    def publish(self, project: L.Project) -> None:
-        an = project.analysis()
+    def publish(self, project: L.Project, lint: bool = True) -> bool:
+        """Publish the findings that changed; False if warnings are still to come."""
+        an = project.analysis(lint)
         for path, diags in an.diagnostics.items():
             if not path:
                 continue
@@ -82,15 +87,24 @@ class PricingServer(LanguageServer):
                     diagnostics=[to_diagnostic(d, text, self) for d in diags],
                 )
             )
+        return an.complete
 
     def schedule(self, project: L.Project) -> None:
-        """Check again once typing pauses; each keystroke restarts the wait."""
+        """Check again once typing pauses; each keystroke restarts the wait.
+
+        Syntax and checker errors, and the warnings of what did not change,
+        are published first; the warnings of changed plans and contracts
+        after a longer pause, so that the findings end up those of
+        `pricing check`.
+        """
         if self.pending is not None:
             self.pending.cancel()
 
         async def later() -> None:
             await asyncio.sleep(DEBOUNCE_SECONDS)
-            self.publish(project)
+            if not self.publish(project, lint=False):
+                await asyncio.sleep(LINT_DEBOUNCE_SECONDS)
+                self.publish(project)
 
         self.pending = asyncio.ensure_future(later())
 

@@ -285,17 +285,22 @@ def _build(
 
 
 Parse = Callable[[str, str], tuple[A.File | None, list[Diagnostic]]]
+Lint = Callable[[list[A.File], CheckResult], list[Diagnostic]]
 
 
 def analyse(
-    sources: Sequence[tuple[str, str]], warnings: bool = False, parse_file: Parse | None = None
+    sources: Sequence[tuple[str, str]],
+    warnings: bool = False,
+    parse_file: Parse | None = None,
+    lint_files: Lint | None = None,
 ) -> tuple[list[A.File], CheckResult, PolicyResult, list[Diagnostic]]:
     """Parse, check and (with ``warnings``) lint sources: files, check, policies, findings.
 
     The one place that decides which findings a ruleset reports, shared by
     loading, `pricing check` and the language server.  ``parse_file(text,
-    path)`` stands in for the parser, so a caller may reuse the trees of
-    files that have not changed (the language server does).
+    path)`` stands in for the parser, and ``lint_files(files, result)`` for
+    the linter, so a caller may reuse the trees and warnings of what has not
+    changed (the language server does).
     """
     files: list[A.File] = []
     diags: list[Diagnostic] = []
@@ -317,7 +322,8 @@ def analyse(
             from ._lint import lint
 
             texts = {name: text.splitlines() for name, text in sources}
-            diags.extend(d for d in lint(files, result) if not _allowed(d, texts))
+            found = (lint_files or lint)(files, result)
+            diags.extend(d for d in found if not _allowed(d, texts))
             diags.extend(d for d in policy.warnings if not _allowed(d, texts))
     else:
         parsed = {f.path for f in files}

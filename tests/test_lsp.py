@@ -114,14 +114,16 @@ def test_an_open_document_overrides_the_file_on_disk(project: L.Project) -> None
 
 def test_unchanged_files_are_not_parsed_again(project: L.Project, monkeypatch) -> None:
     project.analysis()
+    from pricing_dsl import _incremental
+
     parsed = []
-    real = L.parse
+    real = _incremental.parse
 
     def spy(text: str, name: str):  # type: ignore[no-untyped-def]
         parsed.append(name)
         return real(text, name)
 
-    monkeypatch.setattr(L, "parse", spy)
+    monkeypatch.setattr(_incremental, "parse", spy)
     acme = path(project, "contracts/acme.pricing")
     project.set_text(acme, ACME + "\n")
     project.analysis()
@@ -479,8 +481,102 @@ def test_pricing_lsp_over_stdio(tmp_path: Path, pricing_cmd: str) -> None:
             (7, "✗ test fails: line 12: base amount: expected 1.00, got 529.00"),
         ]
 
+        # A keystroke that makes a warning: it comes with the lint, after a longer pause.
+        client.text_document_did_change(
+            T.DidChangeTextDocumentParams(
+                T.VersionedTextDocumentIdentifier(uri=uri, version=3),
+                [T.TextDocumentContentChangeWholeDocument(text=ACME.replace("529.00", "99.00"))],
+            )
+        )
+        (w,) = await diagnostics_of(uri)
+        assert (w.code, w.severity, w.range.start.line) == (
+            "W101",
+            T.DiagnosticSeverity.Warning,
+            1,
+        )
+
         await client.shutdown_async(None)
         client.exit(None)
         await client.stop()
 
     asyncio.run(session())
+
+
+# ------------------------------------------------- a keystroke's re-check
+
+
+def test_a_keystroke_lints_only_the_declarations_it_changes(project: L.Project) -> None:
+    project.analysis()
+    acme = path(project, "contracts/acme.pricing")
+    catalog = path(project, "catalog.pricing")
+    project.set_text(acme, ACME.replace("529.00", "528.00"))
+    project.analysis()
+    assert project._lint.linted == 1  # acme alone
+    project.set_text(catalog, CATALOG.replace("99.00", "98.00"))
+    project.analysis()
+    assert project._lint.linted == 2  # starter, and acme that extends it
+
+
+def test_a_catalog_change_lints_every_declaration_again(project: L.Project) -> None:
+    project.analysis()
+    acme = path(project, "contracts/acme.pricing")
+    # acme bills the add-on hipaa, now priced at zero in the catalog: W105.
+    project.set_text(path(project, "catalog.pricing"), CATALOG.replace("500.00", "0.00"))
+    assert [d.code for d in project.analysis().diagnostics[acme]] == ["W105"]
+
+
+EDITED_LINES = st.sampled_from(
+    ["  base 99.00 per month", "  base 529.00 per month", "  mau overage 0.12 per user",
+     "  mau included 1000 overage 0.12 per user", "  discount 100% on mau_overage",
+     "  when mau > 5 {", "  }", "",
+     'addon hipaa "HIPAA" 400.00 per month', 'addon hipaa "HIPAA" 0.00 per month',
+     "  addons hipaa", "  bse 5 per month",
+     "  mau overage volume {\n    up to 10 at 0.20 per user\n    above at 0.10 per user\n  }"]
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_after_edits_the_findings_are_those_of_a_fresh_check(tmp_path_factory, data) -> None:  # type: ignore[no-untyped-def]
+    """Kept parses and kept warnings never show what a check from scratch would not."""
+    root = tmp_path_factory.mktemp("p").resolve()
+    (root / "catalog.pricing").write_text(CATALOG)
+    (root / "acme.pricing").write_text(ACME)
+    project = L.Project(root)
+    project.analysis()
+    texts = {str(root / "catalog.pricing"): CATALOG, str(root / "acme.pricing"): ACME}
+    for _ in range(data.draw(st.integers(1, 4))):
+        name = data.draw(st.sampled_from(sorted(texts)))
+        lines = texts[name].split("\n")
+        at = data.draw(st.integers(0, len(lines) - 1))
+        if data.draw(st.booleans()):
+            lines[at] = data.draw(EDITED_LINES)
+        else:
+            lines.insert(at, data.draw(EDITED_LINES))
+        texts[name] = "\n".join(lines)
+        project.set_text(name, texts[name])
+        assert (
+            project.analysis().diagnostics == L.analyse_sources(sorted(texts.items())).diagnostics
+        )
+
+
+def test_warnings_of_changed_declarations_can_wait(tmp_path: Path) -> None:
+    """First the errors and the kept warnings; the changed contract's warnings after."""
+    (tmp_path / "a.pricing").write_text(CATALOG)
+    (tmp_path / "b.pricing").write_text(ACME)
+    project = L.Project(tmp_path.resolve())
+    assert project.analysis().complete
+    b = str(tmp_path.resolve() / "b.pricing")
+    repeated = ACME.replace("529.00", "99.00")  # repeats the inherited base price: W101
+    project.set_text(b, repeated)
+    assert [d.code for d in project.analysis(lint=False).diagnostics[b]] == ["W101"]  # one: at once
+    project._lint.quick = 0  # as when hundreds of contracts changed
+    project.set_text(b, repeated.replace("addons hipaa", "addons  hipaa"))
+    quick = project.analysis(lint=False)
+    assert not quick.complete and quick.diagnostics[b] == ()
+    full = project.analysis()
+    assert full.complete and [d.code for d in full.diagnostics[b]] == ["W101"]
+    assert project.analysis(lint=False) is full  # nothing changed since: the whole answer
+    project.set_text(b, repeated.replace("base 99.00", "bse 99.00"))
+    quick = project.analysis(lint=False)  # errors are never held back
+    assert quick.complete and [d.code for d in quick.diagnostics[b]] == ["E208"]  # no meter `bse`
