@@ -15,6 +15,18 @@ DATA = Path(__file__).resolve().parent / "data"
 RULESETS = ROOT / "rulesets"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep every Spark test on one pytest-xdist worker (`--dist loadgroup`).
+
+    A Spark session is a JVM that takes seconds to start and most of a core
+    to run: one worker shares one session, instead of each starting its own.
+    """
+    for item in items:
+        uses_spark = "spark" in getattr(item, "fixturenames", ()) or "spark" in item.nodeid.lower()
+        if uses_spark:
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
 @pytest.fixture(scope="session")
 def pricing_cmd() -> str:
     """The installed console script (next to the running interpreter, or on PATH)."""

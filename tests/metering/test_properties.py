@@ -35,7 +35,7 @@ def _check_against_reference(s: Scenario, result: MeterResult) -> None:
     }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_duckdb_agrees_with_the_reference(s: Scenario) -> None:
     _check_against_reference(s, _meter(s, "duckdb"))
