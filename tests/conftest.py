@@ -22,8 +22,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     to run: one worker shares one session, instead of each starting its own.
     """
     for item in items:
-        uses_spark = "spark" in getattr(item, "fixturenames", ()) or "spark" in item.nodeid.lower()
-        if uses_spark:
+        # A test that starts Spark in a process of its own may run anywhere.
+        if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("spark"))
 
 

@@ -390,7 +390,11 @@ def test_lines_out_of_order_are_refused(
 
 
 def test_the_installed_command_on_a_session_of_its_own(pricing_cmd: str, tmp_path: Path) -> None:
-    """`pricing batch --engine spark --spark-master local[1]` starts, uses and stops Spark."""
+    """`pricing batch --engine spark --spark-master local[1]` starts, uses and stops Spark.
+
+    The one test that starts a JVM of its own: `pricing meter --engine spark`
+    opens its session with the same code (`_spark_session.open_session`).
+    """
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
     out = tmp_path / "lines.csv"

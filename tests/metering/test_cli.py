@@ -272,23 +272,6 @@ def test_the_spark_engine_from_the_command_line(
     assert "with spark" in capsys.readouterr().err
 
 
-def test_spark_session_of_its_own(tmp_path: Path) -> None:
-    """`--spark-master local[1]` in a fresh process: the command makes its own session."""
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
-    pytest.importorskip("pyspark", reason="PySpark is not installed")
-    out = tmp_path / "usage.jsonl"
-    root = Path(__file__).resolve().parents[2]
-    argv = [sys.executable, "-m", "pricing_dsl._cli", "meter", *EVENTS, "--period", "2026-08"]
-    argv += ["--engine", "spark", "--spark-master", "local[1]", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    assert "metered 4 accounts for 2026-08 (UTC) with spark" in done.stderr
-    assert out.read_text() == harness_output()
-
-
 def harness_output() -> str:
     """The DuckDB engine's JSON Lines for the acceptance case."""
     from pricing_dsl._metering import meter
