@@ -22,8 +22,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     to run: one worker shares one session, instead of each starting its own.
     """
     for item in items:
-        # A test that starts Spark in a process of its own may run anywhere.
-        if "spark" in getattr(item, "fixturenames", ()):
+        # Engine tests reach the session through the engine's own getOrCreate,
+        # so the name says it too; a test that starts Spark in a process of
+        # its own may run anywhere.
+        on_shared = "spark" in getattr(item, "fixturenames", ()) or "spark" in item.nodeid.lower()
+        if on_shared and "of_its_own" not in item.nodeid:
             item.add_marker(pytest.mark.xdist_group("spark"))
 
 
