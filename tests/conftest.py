@@ -49,7 +49,8 @@ def spark() -> Iterator[Any]:
         pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
     pyspark_sql = pytest.importorskip("pyspark.sql", reason="PySpark is not installed")
     session = (
-        pyspark_sql.SparkSession.builder.master("local[2]")
+        # One core: the other is the second pytest-xdist worker's.
+        pyspark_sql.SparkSession.builder.master("local[1]")
         .appName("pricing-dsl tests")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")

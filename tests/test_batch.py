@@ -66,9 +66,8 @@ def plain(q: Decimal) -> str:
     return text
 
 
-def reference_rows(rules: pricing_dsl.Ruleset, record: dict[str, Any]) -> list[Row]:
-    """What the interpreter alone makes of one record, as output rows."""
-    inv = rules.rate_reference(record.get("contract"), record)  # type: ignore[arg-type]
+def invoice_rows(inv: pricing_dsl.Invoice) -> list[Row]:
+    """An invoice's lines as the output rows a batch writes."""
     return [
         (
             inv.account,
@@ -84,6 +83,11 @@ def reference_rows(rules: pricing_dsl.Ruleset, record: dict[str, Any]) -> list[R
         )
         for ln in inv.lines
     ]
+
+
+def reference_rows(rules: pricing_dsl.Ruleset, record: dict[str, Any]) -> list[Row]:
+    """What the interpreter alone makes of one record, as output rows."""
+    return invoice_rows(rules.rate_reference(record.get("contract"), record))  # type: ignore[arg-type]
 
 
 def read_rows(path: Path) -> list[Row]:

@@ -23,7 +23,7 @@ from pricing_dsl import PricingError
 from pricing_dsl._usage import load_usage_file
 
 from .conftest import DATA
-from .test_batch import Row, both, plain, read_rows, write_usage
+from .test_batch import Row, both, invoice_rows, read_rows, write_usage
 
 duckdb = pytest.importorskip("duckdb", reason="the DuckDB engine needs the duckdb package")
 
@@ -34,21 +34,7 @@ def rate_rows(rules: pricing_dsl.Ruleset, record: dict[str, Any]) -> list[Row]:
     """``Ruleset.rate``'s line items for one record, as output rows ([] if it fails)."""
     with contextlib.suppress(PricingError):
         inv = rules.rate(record["contract"], {k: v for k, v in record.items() if k != "contract"})
-        return [
-            (
-                inv.account,
-                inv.contract,
-                None if inv.period is None else str(inv.period),
-                inv.currency,
-                ln.code,
-                ln.description,
-                plain(ln.quantity),
-                ln.unit,
-                None if ln.unit_price is None else f"{ln.unit_price:f}",
-                f"{ln.amount:f}",
-            )
-            for ln in inv.lines
-        ]
+        return invoice_rows(inv)
     return []
 
 
