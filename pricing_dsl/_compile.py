@@ -29,7 +29,6 @@ from typing import Any
 from ._decimal import CONTEXT, EXACT, ROUNDING
 from ._invoice import Invoice, Item, Line, canonical
 from ._plan import (
-    Catalog,
     LayerKey,
     MeterCharge,
     Plans,
@@ -393,7 +392,7 @@ def _period(x: Any, periods: dict[str, Period]) -> Any:
     return period
 
 
-def _allowed_keys(catalog: Catalog, plan: RatingPlan) -> frozenset[str]:
+def _allowed_keys(plan: RatingPlan) -> frozenset[str]:
     # Usage of meters this plan does not price goes to the interpreter (one
     # subset test refuses those and unknown keys alike).
     return frozenset(m.meter.usage_key for m in plan.meters) | {"period", "account", "contract"}
@@ -416,7 +415,6 @@ class CompiledContract:
             or c.uses_period
         )
         self.meta = (c.id, c.name, c.currency, c.minor_units)
-        self.keys = frozenset(m.usage_key for m in self.catalog.meters)
         self.wholes = {m.usage_key: m.whole for m in self.catalog.meters}
         self.variants: dict[LayerKey, Variant] = {}
         self.conditions = any(condition is not None for _, condition, _ in plans.tests)
@@ -431,7 +429,7 @@ class CompiledContract:
             source, consts = generate(plan)
             make = self.shapes.maker(source)
             found = make(
-                _allowed_keys(self.catalog, plan),
+                _allowed_keys(plan),
                 self.meta,
                 plan.codes,
                 _Lines(self, plan),
