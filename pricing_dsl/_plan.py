@@ -506,8 +506,15 @@ class RatingPlan:
             self.minor_units,
             self.rounding,
             self.base is not None,
+            # Each tier table by its tiers, and which of them is open-ended (`above`).
             tuple(
-                (m.meter.usage_key, m.meter.whole, m.mode, len(m.bounds), m.allowance.kind)
+                (
+                    m.meter.usage_key,
+                    m.meter.whole,
+                    m.mode,
+                    tuple(b is None for b in m.bounds),
+                    m.allowance.kind,
+                )
                 for m in self.meters
             ),
             len(self.addons),
@@ -627,7 +634,3 @@ class Plans:
             with self.lock:
                 found = self.plans.setdefault(key, found)
         return found
-
-    def terms(self, key: LayerKey) -> Mapping[TermKey, Sourced[Any]]:
-        """The terms in force for ``key`` (for tools that show terms, not for rating)."""
-        return fold(self.contract, key)

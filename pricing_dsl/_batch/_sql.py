@@ -547,8 +547,8 @@ class Slots:
 
 
 def shape_key(plan: RatingPlan) -> tuple[Any, ...]:
-    """What the generated SQL depends on: the plan's shape (and which tiers are open-ended)."""
-    return (plan.shape, tuple(tuple(b is None for b in m.bounds) for m in plan.meters))
+    """What the generated SQL depends on: the plan's shape."""
+    return plan.shape
 
 
 # ------------------------------------------------------------------ plans
