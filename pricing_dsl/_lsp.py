@@ -675,6 +675,8 @@ def line_formula(an: Analysis, contract_id: str, code: str) -> str | None:
             text = f"−min({v}, subtotal)"
         elif step.kind == "cap":
             text = f"−max(0, `{step.target}` net of percentage discounts − {v})"
+        elif step.kind == "line_min":
+            text = f"max(0, {v} − `{step.target}` net of percentage discounts)"
         else:
             text = f"max(0, {v} − subtotal)"
         return f"`{code}` = {text}\n\nfrom {_where(step.source.span)}"
@@ -827,9 +829,16 @@ def completions(an: Analysis, path: str, text: str, line: int, char: int) -> lis
         )
         for code_ in sorted(lines | {"addons", "usage"}):
             add(code_, "line")
-    elif last == "cap":
-        for m in meters:
-            add(m.line_code, "line", m.name)
+    elif last in ("cap", "minimum"):
+        lines = (
+            set(possible_lines(contracts[owner], {m.id: m for m in meters}))
+            if owner in contracts
+            else {m.line_code for m in meters}
+        )
+        for code_ in sorted(
+            c for c in lines | {"addons", "usage"} if "." not in c or c.startswith("addon.")
+        ):
+            add(code_, "line")
     elif last == "expect":
         if owner in contracts:
             for code_ in sorted(possible_lines(contracts[owner], {m.id: m for m in meters})):
@@ -838,7 +847,8 @@ def completions(an: Analysis, path: str, text: str, line: int, char: int) -> lis
         add("error", "keyword")
     elif last in ("per", "unit") or (len(tokens) >= 3 and tokens[-2] == "included"):
         if last == "per":
-            add("month", "unit")
+            for interval in ("month", "quarter", "year"):
+                add(interval, "unit")
         for m in meters:
             add(m.unit, "unit", m.name)
             if last not in ("per", "unit"):
