@@ -37,7 +37,8 @@ from typing import Any
 
 from .._duckdb import connect
 from .._invoice import decimal_text
-from .._rating import Catalog
+from .._plan import fee_share
+from .._rating import Catalog, quantity_text
 from .._ruleset import Ruleset
 from .._sqlquote import sql_ident as _ident
 from .._terms import MeterInfo
@@ -52,7 +53,7 @@ from ._records import (
     record_from_csv_text,
     record_from_json_text,
 )
-from ._rows import COLUMNS, CSV_HEADER, csv_field, csv_line, json_line, json_str
+from ._rows import COLUMNS, CSV_HEADER, canon, csv_field, csv_line, json_line, json_str
 from ._sql import (
     CompiledContract,
     LineTexts,
@@ -440,7 +441,9 @@ def _text_parts(ln: SqlLine, fmt: str) -> list[Part]:
         )
         prices: list[Part] = ["null"]
         if isinstance(ln.unit_price, Text):
-            prices = ['"', ln.unit_price, '"']
+            # A volume tier priced per block or with a flat fee has no unit price:
+            # NULL, which `||` keeps (concat would not), written as null.
+            prices = [Text(f"""COALESCE('"' || {ln.unit_price.sql} || '"', 'null')""")]
         elif isinstance(ln.unit_price, str):
             prices = [_Own(2, json_str)]
         return [
@@ -547,7 +550,7 @@ class _Terms:
     def add(self, name: str, sql_type: str, values: Sequence[Any], first_row: int) -> None:
         self.columns[name] = (sql_type, {first_row + n: v for n, v in enumerate(values)})
 
-    def create(self, con: Any) -> None:
+    def create(self, con: Any, table: str = "terms") -> None:
         select = []
         params = []
         for i, (name, (sql_type, values)) in enumerate(self.columns.items()):
@@ -556,7 +559,7 @@ class _Terms:
                 select.append(f"CAST(unnest(${i + 1}::VARCHAR[]) AS {sql_type}) AS {name}")
             else:
                 select.append(f"unnest(${i + 1}::{sql_type}[]) AS {name}")
-        con.execute(f"CREATE TABLE terms AS SELECT {', '.join(select)}", params)
+        con.execute(f"CREATE TABLE {table} AS SELECT {', '.join(select)}", params)
 
 
 def _run(parts: Sequence[Part], texts: LineTexts) -> str:
@@ -794,6 +797,49 @@ class _Engine:
         terms.create(con)
         return lines
 
+    def dated(self, con: Any, found: Sequence[Shape]) -> bool:
+        """Create the dated table: quarterly and yearly fees by plan and period.
+
+        Such a fee's amount and quantity depend on the period and the term
+        (``RatingPlan.fee_amounts``, ``fee_share``), so they are worked out
+        here, once for each plan and month that rates records, and joined by
+        contract index, variant key and period: the SQL stays the same for
+        every contract of a shape.  False when no shape has such a fee.
+        """
+        wanted = {m.ident: s for s in found if s.sql.dated for m in s.members}
+        if not wanted:
+            return False
+        rows = con.execute(
+            "SELECT cid, vkey, period FROM recs WHERE kind = 1 "
+            "AND cid IN (SELECT unnest($1::INTEGER[])) GROUP BY ALL ORDER BY ALL",
+            [sorted({cid for cid, _ in wanted})],
+        ).fetchall()
+        rows = [r for r in rows if (r[0], r[1]) in wanted]
+        table = _Terms()
+        table.rows = len(rows)
+        table.add("cid", "INTEGER", [r[0] for r in rows], 0)
+        table.add("vkey", "INTEGER", [r[1] for r in rows], 0)
+        table.add("period", "VARCHAR", [r[2] for r in rows], 0)
+        values: dict[str, tuple[str, dict[int, str]]] = {}
+        for n, (cid, key, text) in enumerate(rows):
+            shape = wanted[(cid, key)]
+            plan = self.compiled[cid].plan(key)
+            period = Period.parse(text)
+            amounts = plan.fee_amounts(period)
+            for j in shape.sql.dated:
+                fee = plan.fees[j]
+                share = fee_share(fee.per, period, plan.term)[0]
+                places = shape.sql.minor_units
+                for name, typ, value in (
+                    (f"s{shape.sid}_f{j}", f"DECIMAL(38,{places})", decimal_text(amounts[j])),
+                    (f"s{shape.sid}_q{j}", "VARCHAR", canon(quantity_text(share))),
+                ):
+                    values.setdefault(name, (typ, {}))[1][n] = value
+        for name, (typ, by_row) in values.items():
+            table.columns[name] = (typ, by_row)
+        table.create(con, "dated")
+        return True
+
     def join(
         self,
         con: Any,
@@ -801,6 +847,7 @@ class _Engine:
         fallback: dict[int, Any],
         scratch: str,
         out_fmt: str,
+        dated: bool = False,
     ) -> None:
         """The rated table: records with their terms and computed columns, and the
         interpreter's lines beside theirs.
@@ -825,9 +872,16 @@ class _Engine:
                 f"columns = {{'ord': 'BIGINT', 'lines': {sql_string(ltype)}}})"
             )
             interpreted = ", i.lines AS interpreted"
+        periodic = ", d.* EXCLUDE (cid, vkey, period)" if dated else ""
         joined = (
-            f"(SELECT r.rowid AS ord, r.*, t.* EXCLUDE (cid, vkey){interpreted} "
+            f"(SELECT r.rowid AS ord, r.*, t.* EXCLUDE (cid, vkey){periodic}{interpreted} "
             "FROM recs AS r LEFT JOIN terms AS t ON r.cid = t.cid AND r.vkey = t.vkey "
+            + (
+                "LEFT JOIN dated AS d ON r.cid = d.cid AND r.vkey = d.vkey "
+                "AND r.period = d.period "
+                if dated
+                else ""
+            )
             + ("LEFT JOIN interpreted AS i ON r.rowid = i.ord " if fallback else "")
             + "WHERE r.kind <> 0)"
         )
@@ -988,7 +1042,8 @@ def run_duckdb(
             found = engine.shapes(con)
             fallback = engine.interpret(con, out_fmt)
             lines = engine.terms(con, found, out_fmt)
-            engine.join(con, found, fallback, scratch, out_fmt)
+            dated = engine.dated(con, found)
+            engine.join(con, found, fallback, scratch, out_fmt, dated)
             if found:
                 # Summed alongside the write, which spends much of its time on I/O.
                 totals = _Background(con, engine.totals_sql(found))

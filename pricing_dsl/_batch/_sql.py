@@ -42,7 +42,7 @@ from typing import Any
 from .. import _ast as A
 from .._decimal import CONTEXT, ROUNDING
 from .._invoice import decimal_text
-from .._plan import Catalog, Fee, Piece, Plans, RatingPlan
+from .._plan import Catalog, Fee, Piece, Plans, RatingPlan, blocks_of
 from .._sqlquote import sql_string as sql_string  # re-exported: _duck and _python use it
 from .._terms import ResolvedContract
 
@@ -198,6 +198,52 @@ def least(a: Num, b: Num) -> Num:
     return _pick("least", a, b)
 
 
+def blocks(units: Num, block: Num, down: bool) -> Num:
+    """``_plan.blocks_of``: the started blocks of ``block`` in ``units`` (whole ones with ``down``).
+
+    Both are nonnegative and the block positive.  DECIMAL division in DuckDB
+    goes through floating point, so the division is done on integers: both
+    values scaled by 10**s (s the larger scale) are exact HUGEINTs, and
+    integer division of nonnegative integers is the floor; the ceiling is
+    ``(u + b - 1) // b``.
+    """
+    if units.value is not None and block.value is not None:
+        return lit(blocks_of(units.value, block.value, down))
+    s = max(units.scale, block.scale)
+    # Each value, cast to DECIMAL(38, s) and multiplied by 10**s, is held as
+    # value * 10**(2s) internally: that must fit too.
+    Num("", max(units.digits, block.digits) + s, s)
+
+    def whole(x: Num) -> str:
+        if s == 0:
+            return f"CAST({x.sql} AS HUGEINT)"
+        return f"CAST(CAST({x.sql} AS DECIMAL({WIDTH},{s})) * {10**s} AS HUGEINT)"
+
+    u, b = whole(units), whole(block)
+    expr = f"{u} // {b}" if down else f"({u} + {b} - 1) // {b}"
+    # At most units / 10**-block.scale blocks, plus one started block.
+    return Num(f"CAST({expr} AS DECIMAL({WIDTH},0))", units.digits + block.scale + 1, 0)
+
+
+def priced(units: Num, price: Num, block: Num | None, down: bool) -> Num:
+    """``_plan.priced``: units at a unit price, or per block of ``block`` units."""
+    if block is None:
+        return mul(units, price)
+    return mul(blocks(units, block, down), price)
+
+
+def when_above(x: Num, bound: Num, then: Num) -> Num:
+    """``then`` when ``x`` is above ``bound``, else zero (at ``then``'s type)."""
+    Num("", max(x.digits, bound.digits), max(x.scale, bound.scale))  # compared exactly
+    # Slots and literals are DECIMAL(38, scale): both branches have one type.
+    zero = f"CAST(0 AS DECIMAL({WIDTH},{then.scale}))"
+    return Num(
+        f"(CASE WHEN {x.sql} > {bound.sql} THEN {then.sql} ELSE {zero} END)",
+        then.digits,
+        then.scale,
+    )
+
+
 def rounded(x: Num, places: int, mode: str) -> Num:
     """Round once to ``places`` decimals: half_up or half_even, as the interpreter does.
 
@@ -271,6 +317,7 @@ def rounding_self_check() -> tuple[str, list[tuple[str, str, list[str]]]]:
 
 
 ZERO = lit(_ZERO)
+_NULL_TEXT = "CAST(NULL AS VARCHAR)"
 
 
 # ---------------------------------------------------------------- text
@@ -334,6 +381,10 @@ class ShapeSql:
     ``types[i]`` (digits, scale); slot ``<prefix>x<i>`` holds text
     ``texts[i]``.  Each getter reads its constant from any plan of the shape.
     The lines' plain texts are those of the plan the SQL was generated from.
+    ``dated`` are the fee lines (indices into ``RatingPlan.fees``) billed per
+    quarter or year: fee ``j``'s amount for the record's plan and period is
+    read from column ``<prefix>f<j>`` (DECIMAL(38, minor units)) and its
+    quantity text from ``<prefix>q<j>``, which the engine joins.
     """
 
     columns: tuple[tuple[tuple[str, Num], ...], ...]
@@ -343,6 +394,7 @@ class ShapeSql:
     numbers: tuple[Getter, ...]
     texts: tuple[Getter, ...]
     types: tuple[tuple[int, int], ...]
+    dated: tuple[int, ...] = ()
 
 
 # ------------------------------------------------------------ conditions
@@ -569,7 +621,7 @@ def line_texts(plan: RatingPlan) -> list[LineTexts]:
 
     out = [] if plan.base is None else [fee(plan.base)]
     for m in plan.meters:
-        price = decimal_text(m.prices[0]) if m.mode == "flat" else None
+        price = decimal_text(m.prices[0]) if m.mode == "flat" and m.simple else None
         out.append((m.meter.line_code, m.meter.name, price, None))
     out += [fee(f) for f in plan.addons]
     out += [(a.code, a.description, None, None) for a in plan.adjustments]
@@ -625,6 +677,14 @@ def _fee_amount(get: Callable[[RatingPlan], Fee], p: RatingPlan) -> Decimal:
     return p.round(get(p).price)
 
 
+def _block(n: int, k: int, p: RatingPlan) -> Decimal | None:
+    return p.meters[n].block(k)[0]
+
+
+def _tier_fee(n: int, k: int, p: RatingPlan) -> Decimal | None:
+    return p.meters[n].fee(k)
+
+
 def _meter_line(
     n: int,
     used: Num,
@@ -632,7 +692,7 @@ def _meter_line(
     slots: Slots,
     column: Callable[[Num], Num],
 ) -> SqlLine:
-    """Usage line ``n``: ``MeterCharge.pieces`` (flat, graduated) or ``volume_tier``, as SQL."""
+    """Usage line ``n``: ``MeterCharge.rate`` (pieces, or the volume tier) as SQL."""
     plan = slots.plan
     places, mode = plan.minor_units, plan.rounding
     charge = plan.meters[n]
@@ -645,16 +705,29 @@ def _meter_line(
     unit_price: str | Text | None
     tiers = range(len(charge.bounds))
     if charge.mode == "volume":
-        # The tier that holds all of the usage prices every billable unit.
-        amounts = [
-            rounded(mul(billable, slots.num(partial(_price, n, k))), places, mode) for k in tiers
-        ]
-        prices = [slots.text(partial(_price_text, n, k)) for k in tiers]
+        # The tier that holds all of the usage prices every billable unit (per
+        # block at that tier's block size) and adds that tier's flat fee.
+        amounts = []
+        prices: list[Text | None] = []
+        for k in tiers:
+            size, down = charge.block(k)
+            block = None if size is None else slots.num(partial(_block, n, k))
+            exact = priced(billable, slots.num(partial(_price, n, k)), block, down)
+            if charge.fee(k) is not None:
+                exact = add(exact, slots.num(partial(_tier_fee, n, k)))
+            amounts.append(rounded(exact, places, mode))
+            # The unit price is shown only where the amount is billable x price.
+            per_unit = size is None and charge.fee(k) is None
+            prices.append(slots.text(partial(_price_text, n, k)) if per_unit else None)
         tests = [
             (k, f"{used.sql} <= {slots.num(partial(_bound, n, k)).sql}")
             for k in tiers[:-1]
             if charge.bounds[k] is not None
         ]
+
+        def price_sql(t: Text | None) -> str:
+            return _NULL_TEXT if t is None else t.sql
+
         if tests:
             whens = " ".join(f"WHEN {t} THEN {amounts[k].sql}" for k, t in tests)
             amount = Num(
@@ -662,25 +735,43 @@ def _meter_line(
                 max(a.digits for a in amounts),
                 places,
             )
-            whens = " ".join(f"WHEN {t} THEN {prices[k].sql}" for k, t in tests)
-            unit_price = Text(f"CASE {whens} ELSE {prices[-1].sql} END")
+            if all(t is None for t in prices):
+                unit_price = None
+            else:
+                whens = " ".join(f"WHEN {t} THEN {price_sql(prices[k])}" for k, t in tests)
+                unit_price = Text(f"CASE {whens} ELSE {price_sql(prices[-1])} END")
         else:
             amount, unit_price = amounts[0], prices[0]
     elif charge.mode == "flat":
         # A flat rate is one open-ended piece from the free units: billable x price.
         price = slots.num(partial(_piece, n, 0, "price"))
-        amount = rounded(mul(billable, price), places, mode)
-        unit_price = texts[2]
+        size, down = charge.block(0)
+        block = None if size is None else slots.num(partial(_block, n, 0))
+        exact = priced(billable, price, block, down)
+        if charge.fee(0) is not None:
+            exact = add(exact, slots.num(partial(_tier_fee, n, 0)))
+        amount = rounded(exact, places, mode)
+        unit_price = texts[2] if charge.simple else None
     else:
         terms = []
         for k, piece in enumerate(charge.pieces(charge.allowance.free())):
-            # max(0, min(used, upper) - lower) * price, lower already past the free units.
+            # max(0, min(used, upper) - lower) * price, lower already past the free units;
+            # per block when the tier has one.
             top = used
             if piece.upper is not None:
                 top = least(used, slots.num(partial(_piece, n, k, "upper")))
             lower = slots.num(partial(_piece, n, k, "lower"))
             price = slots.num(partial(_piece, n, k, "price"))
-            terms.append(mul(greatest(sub(top, lower), ZERO), price))
+            block = None if piece.block is None else slots.num(partial(_piece, n, k, "block"))
+            terms.append(priced(greatest(sub(top, lower), ZERO), price, block, piece.down))
+            if piece.fee is not None:
+                # Each tier the usage reaches adds its flat fee: the first at zero,
+                # a later one when the usage is above the bound before it.
+                fee = slots.num(partial(_piece, n, k, "fee"))
+                if piece.reach is None:
+                    terms.append(fee)
+                else:
+                    terms.append(when_above(used, slots.num(partial(_piece, n, k, "reach")), fee))
         amount = rounded(total(terms), places, mode)
         unit_price = None
     return SqlLine(
@@ -710,13 +801,6 @@ def generate(
     mode = plan.rounding
     if mode not in ROUNDING:
         raise NotCompilable(f"the rounding mode `{mode}` is unknown")
-    if any(not m.simple for m in plan.meters):
-        raise NotCompilable("it prices usage in blocks or has tier flat fees")
-    if any(f.per != "month" for f in plan.fees):
-        raise NotCompilable("it has a quarterly or yearly fee")
-    for step, hit in zip(plan.adjustments, plan.reached, strict=True):
-        if step.kind == "line_min" or (step.kind == "cap" and len(hit) > 1):
-            raise NotCompilable("it has a line minimum or a cap on a group of lines")
     slots = Slots(plan, prefix, types)
     texts = line_texts(plan)
     first: list[tuple[str, Num]] = []
@@ -728,33 +812,64 @@ def generate(
         first.append((name, expr))
         return col(name, expr.digits, expr.scale)
 
-    def fee_line(t: LineTexts, get: Callable[[RatingPlan], Fee]) -> SqlLine:
-        amount = rounded(slots.num(partial(_fee_amount, get)), places, mode)
-        return SqlLine(t[0], t[1], "month", "1", t[2], amount, t[3])
-
     lines: list[SqlLine] = []
+    dated: list[int] = []
+    fees: list[Callable[[RatingPlan], Fee]] = [] if plan.base is None else [_base]
+    fees += [partial(_addon, j) for j in range(len(plan.addons))]
+    fee_lines = []
+    for j, get in enumerate(fees):
+        t = texts[0 if j == 0 and plan.base is not None else j + len(plan.meters)]
+        price = slots.num(partial(_fee_amount, get))  # a whole month's fee: its price, rounded
+        per = get(plan).per
+        if per == "month":
+            fee_lines.append(SqlLine(t[0], t[1], per, "1", t[2], rounded(price, places, mode), t[3]))
+            continue
+        # A quarterly or yearly fee depends on the period: the engine joins its
+        # amount and quantity, worked out by RatingPlan.fee_amounts and
+        # fee_share for each plan and period, as columns f<j> and q<j>.  At
+        # most one interval starts in a month, so it is at most the price.
+        dated.append(j)
+        amount = col(f"{prefix}f{j}", price.digits, places)
+        fee_lines.append(SqlLine(t[0], t[1], per, Text(f"{prefix}q{j}"), t[2], amount))
     if plan.base is not None:
-        lines.append(fee_line(texts[0], _base))
+        lines.append(fee_lines[0])
     for n, charge in enumerate(plan.meters):
         used = meters[charge.meter.usage_key]
         lines.append(_meter_line(n, used, texts[len(lines)], slots, column))
-    for j in range(len(plan.addons)):
-        lines.append(fee_line(texts[len(lines)], partial(_addon, j)))
+    lines += fee_lines[0 if plan.base is None else 1 :]
     groups: list[tuple[tuple[str, Num], ...]] = [tuple(first)]
     amounts = [ln.amount for ln in lines]
     # _plan.apply_adjustments, step for step, at a fee factor of 1.
     running = total(amounts)
+    # What percentage discounts took off each line (a discount of one line by
+    # its rounded line, a group discount by each line's exact share), and the
+    # line minimums' top-ups with the lines they reach.
     taken: dict[int, Num] = {}
+    topups: list[tuple[frozenset[int], Num]] = []
+
+    def net_of(hit: Sequence[int]) -> Num:
+        return total([add(amounts[i], taken.get(i, ZERO)) for i in hit])
+
     for n, (step, hit) in enumerate(zip(plan.adjustments, plan.reached, strict=True)):
         if step.kind == "pct":
             share = slots.num(partial(_share, n))
             exact = neg(mul(total([amounts[i] for i in hit]), share))
+        elif step.kind == "line_min":
+            # Nothing when the invoice has none of its lines.
+            exact = ZERO
+            if hit:
+                exact = greatest(ZERO, sub(slots.num(partial(_value, n)), net_of(hit)))
         elif step.kind == "fixed":
             exact = neg(least(slots.num(partial(_value, n)), greatest(running, ZERO)))
         elif step.kind == "cap":
-            net = add(amounts[hit[0]], taken.get(hit[0], ZERO)) if hit else ZERO
-            excess = greatest(ZERO, sub(net, slots.num(partial(_value, n))))
-            exact = neg(least(excess, greatest(running, ZERO)))
+            if hit:
+                # Net of discounts, plus the top-ups of minimums on lines all within the cap's.
+                lines_hit = frozenset(hit)
+                net = total([net_of(hit), *(t for h, t in topups if h <= lines_hit)])
+                excess = greatest(ZERO, sub(net, slots.num(partial(_value, n))))
+                exact = neg(least(excess, greatest(running, ZERO)))
+            else:
+                exact = ZERO  # caps are never negative: no lines, no excess
         else:
             exact = greatest(ZERO, sub(slots.num(partial(_value, n)), running))
         # Rounded once; DuckDB has no negative zero, so -0 is 0 as in apply_adjustments.
@@ -769,6 +884,8 @@ def generate(
             else:
                 for i in hit:
                     taken[i] = sub(taken.get(i, ZERO), mul(amounts[i], share))
+        elif step.kind == "line_min" and hit:
+            topups.append((frozenset(hit), amount))
         running = add(running, amount)
         t = texts[len(lines)]
         lines.append(SqlLine(t[0], t[1], "adjustment", "1", None, amount))
@@ -782,6 +899,7 @@ def generate(
         tuple(slots.numbers),
         tuple(slots.texts),
         tuple(slots.typed),
+        tuple(dated),
     )
 
 
