@@ -338,13 +338,23 @@ def _from_layers(compiled: Sequence[CompiledContract]) -> int:
     )
 
 
+def _until_layers(compiled: Sequence[CompiledContract]) -> int:
+    """How many last-day columns the contracts table has (layer n's in u<n>)."""
+    return max(
+        (n + 1 for cc in compiled for n, d in enumerate(cc.until_dates) if d is not None),
+        default=0,
+    )
+
+
 def contracts_table(con: Any, compiled: Sequence[CompiledContract]) -> None:
-    """The contracts table: id, index, term, and the date of each `from`-only layer.
+    """The contracts table: id, index, term, the date of each `from`-only layer
+    and the last day of each time-limited discount.
 
     Built from Python lists bound as parameters, so the SQL does not grow
     with the number of contracts.
     """
     layers = _from_layers(compiled)
+    limited = _until_layers(compiled)
     columns = [
         [cc.contract.id for cc in compiled],
         list(range(len(compiled))),
@@ -354,9 +364,20 @@ def contracts_table(con: Any, compiled: Sequence[CompiledContract]) -> None:
             [cc.from_dates[n] if n < len(cc.from_dates) else None for cc in compiled]
             for n in range(layers)
         ),
+        *(
+            [cc.until_dates[n] if n < len(cc.until_dates) else None for cc in compiled]
+            for n in range(limited)
+        ),
     ]
-    names = ["id", "cid", "tstart", "tend", *(f"f{n}" for n in range(layers))]
-    types = ["VARCHAR", "INTEGER", "DATE", "DATE", *(["DATE"] * layers)]
+    names = [
+        "id",
+        "cid",
+        "tstart",
+        "tend",
+        *(f"f{n}" for n in range(layers)),
+        *(f"u{n}" for n in range(limited)),
+    ]
+    types = ["VARCHAR", "INTEGER", "DATE", "DATE", *(["DATE"] * (layers + limited))]
     select = ", ".join(
         f"unnest(${i + 1}::{t}[]) AS {n}" for i, (n, t) in enumerate(zip(names, types, strict=True))
     )
@@ -366,14 +387,20 @@ def contracts_table(con: Any, compiled: Sequence[CompiledContract]) -> None:
 def _stage1(parse: str, compiled: Sequence[CompiledContract], n_meters: int) -> str:
     """The records table: kind 0 blank, 1 rated by SQL, 2 by the interpreter.
 
-    Records join the contracts table by contract id for their index, term and
-    `from` dates; only the `when` conditions are SQL of their own contract.
+    Records join the contracts table by contract id for their index, term,
+    `from` dates and time-limited discounts' last days; only the `when`
+    conditions are SQL of their own contract.
     Joins do not keep the order of rows, so records are numbered first and
     stored in that order (the row id is the record's position in the file).
     """
     bits = [
         f"(CASE WHEN pstart >= f{n} THEN {1 << n} ELSE 0 END)"
         for n in range(_from_layers(compiled))
+    ]
+    # A time-limited discount applies to periods that start on or before its last day.
+    bits += [
+        f"(CASE WHEN pstart <= u{n} THEN {1 << n} ELSE 0 END)"
+        for n in range(_until_layers(compiled))
     ]
     keys = []
     for i, cc in enumerate(compiled):

@@ -1036,7 +1036,9 @@ class CompiledContract:
     Layer n sets bit n of a record's variant key.  A layer with a `when`
     condition has its SQL boolean in ``conditions[n]`` (its `from` date
     included); a layer with only a `from` date has that date in
-    ``from_dates[n]``, which the engine compares in a joined column.
+    ``from_dates[n]``, and a time-limited discount (`for N months`, `until`)
+    its last day in ``until_dates[n]``: the engine compares those in joined
+    columns, so they are data, not SQL of their own contract.
     """
 
     contract: ResolvedContract
@@ -1044,6 +1046,7 @@ class CompiledContract:
     conditions: tuple[str | None, ...]
     from_dates: tuple[date | None, ...]
     term: tuple[date, date] | None
+    until_dates: tuple[date | None, ...] = ()
 
     def plan(self, key: int) -> RatingPlan:
         """The plan of variant key ``key`` (bit n: conditional layer n applies)."""
@@ -1078,7 +1081,15 @@ def compile_contract(
     cond = _Conditions(cache.meters)
     conditions: list[str | None] = []
     from_dates: list[date | None] = []
+    until_dates: list[date | None] = []
     for layer in conditional:
+        if layer.until is not None and layer.from_date is None:
+            # A time-limited discount: its condition is `period.start <= until`.
+            conditions.append(None)
+            from_dates.append(None)
+            until_dates.append(layer.until)
+            continue
+        until_dates.append(None)
         if layer.condition is None:
             conditions.append(None)
             from_dates.append(layer.from_date)
@@ -1096,6 +1107,7 @@ def compile_contract(
         tuple(conditions),
         tuple(from_dates),
         None if term is None else term.value,
+        tuple(until_dates),
     )
     for key in range(2 ** len(conditional)):
         cache.check(compiled.plan(key))
