@@ -904,8 +904,7 @@ class _Engine:
             f"(SELECT r.rowid AS ord, r.*, t.* EXCLUDE (cid, vkey){periodic}{interpreted} "
             "FROM recs AS r LEFT JOIN terms AS t ON r.cid = t.cid AND r.vkey = t.vkey "
             + (
-                "LEFT JOIN dated AS d ON r.cid = d.cid AND r.vkey = d.vkey "
-                "AND r.period = d.period "
+                "LEFT JOIN dated AS d ON r.cid = d.cid AND r.vkey = d.vkey AND r.period = d.period "
                 if dated
                 else ""
             )

@@ -822,7 +822,9 @@ def generate(
         price = slots.num(partial(_fee_amount, get))  # a whole month's fee: its price, rounded
         per = get(plan).per
         if per == "month":
-            fee_lines.append(SqlLine(t[0], t[1], per, "1", t[2], rounded(price, places, mode), t[3]))
+            fee_lines.append(
+                SqlLine(t[0], t[1], per, "1", t[2], rounded(price, places, mode), t[3])
+            )
             continue
         # A quarterly or yearly fee depends on the period: the engine joins its
         # amount and quantity, worked out by RatingPlan.fee_amounts and
