@@ -82,10 +82,12 @@ contract lim "Line minimum and caps" extends metered {
 }
 
 contract grp "Group discount, group minimum" extends metered {
+  addons hipaa
   voice 0.01 per minute
   discount 50% on usage
-  minimum usage 30.00 per month
-  cap voice 50.00 per month
+  minimum addons 600.00 per month
+  cap voice 25.00 per month
+  cap addon.hipaa 550.00 per month
 }
 
 contract yr "Yearly, the term ends inside the year" extends metered {
@@ -309,21 +311,22 @@ def test_line_minimum_met_exactly_and_missed_by_a_cent_with_caps(tmp_path: Path)
     ]
 
 
-def test_group_discount_counts_by_exact_share_in_minimums_and_caps(tmp_path: Path) -> None:
+def test_group_discount_counts_by_exact_share_and_minimums_count_in_caps(
+    tmp_path: Path,
+) -> None:
     records = [
         {"contract": "grp", "period": "2026-08", "voice_minutes": v} for v in (10001, 2000, 0)
     ]
     rows = run(records, tmp_path)
-    got = [
-        [rec[c][9] for c in ("voice", "discount.usage", "minimum.usage", "cap.voice")]
-        for rec in by_record(rows, records)
-    ]
+    codes = ("voice", "discount.usage", "cap.voice", "minimum.addons", "cap.addon.hipaa")
+    got = [[rec[c][9] for c in codes] for rec in by_record(rows, records)]
     assert got == [
-        # 100.01 less the exact 50.005: net 50.005, 0.005 above the cap -> -0.01.
-        ["100.01", "-50.01", "0.00", "-0.01"],
-        # net 10.00: topped up by 20.00, which the cap on voice counts (30.00).
-        ["20.00", "-10.00", "20.00", "0.00"],
-        ["0.00", "0.00", "30.00", "0.00"],
+        # 100.01 less the exact 50.005 (not the rounded -50.01): net 50.005,
+        # 25.005 above the cap -> -25.01.  The add-ons (500.00) are topped up
+        # to 600.00, and the cap on their one line counts the top-up: -50.00.
+        ["100.01", "-50.01", "-25.01", "100.00", "-50.00"],
+        ["20.00", "-10.00", "0.00", "100.00", "-50.00"],
+        ["0.00", "0.00", "0.00", "100.00", "-50.00"],
     ]
 
 

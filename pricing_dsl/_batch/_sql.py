@@ -612,8 +612,10 @@ LineTexts = tuple[str, str, str | None, str | None]
 def line_texts(plan: RatingPlan) -> list[LineTexts]:
     """Each line's code, description, unit price (flat rates and fees) and amount (fees).
 
-    The texts of a plan that are not computed from usage.  A fee is a whole
-    month's: its price rounded once.
+    The texts of a plan that are not computed from usage.  A fee's amount is
+    a whole month's: its price rounded once (a quarterly or yearly fee's is
+    joined per period instead).  A flat rate priced per block has no unit
+    price, as in ``MeterCharge.rate``.
     """
 
     def fee(f: Fee) -> LineTexts:
@@ -751,7 +753,7 @@ def _meter_line(
         if charge.fee(0) is not None:
             exact = add(exact, slots.num(partial(_tier_fee, n, 0)))
         amount = rounded(exact, places, mode)
-        unit_price = texts[2] if charge.simple else None
+        unit_price = texts[2]  # None when priced per block (see line_texts)
     else:
         terms = []
         for k, piece in enumerate(charge.pieces(charge.allowance.free())):
