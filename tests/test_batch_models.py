@@ -11,14 +11,18 @@ amounts computed by hand.
 from __future__ import annotations
 
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import pricing_dsl
 from pricing_dsl._batch import run_batch
+from pricing_dsl._usage import Period
 
 from .conftest import DATA
 from .test_batch import FORMATS, Row, both, read_rows, write_usage
@@ -478,3 +482,130 @@ def test_sql_does_not_grow_with_contracts_using_the_models(
     assert not any("c0399" in s or "Customer 0399" in s for s in lots)
     rows = read_rows(tmp_path / "n0400" / "out.jsonl")
     assert rows == [row for r in records for row in rate_rows(rules, r)]
+
+
+# ---------------------------------------------------------- random contracts
+
+BLOCKS = ("1", "0.5", "0.25", "7", "60", "100", "1_000")
+model_prices = st.decimals(
+    min_value=0, max_value=20, places=4, allow_nan=False, allow_infinity=False
+)
+
+
+@st.composite
+def priced_per(draw: st.DrawFn, unit: str) -> str:
+    """A price per unit or per block, rounded up or down."""
+    price = draw(model_prices)
+    if draw(st.booleans()):
+        return f"{price} per {unit}"
+    block = draw(st.sampled_from(BLOCKS))
+    down = " rounded down" if draw(st.booleans()) else ""
+    return f"{price} per {block} {unit}s{down}"
+
+
+@st.composite
+def model_rate(draw: st.DrawFn, unit: str, points: list[int]) -> str:
+    """A flat rate or a tier table, with blocks and flat fees here and there."""
+    if draw(st.booleans()):
+        return draw(priced_per(unit))
+    bounds = sorted(set(draw(st.lists(st.integers(1, 5_000), min_size=1, max_size=3))))
+    points.extend(bounds)
+
+    def fee() -> str:
+        return f" plus {draw(model_prices)}" if draw(st.booleans()) else ""
+
+    rows = [f"    up to {b} at {draw(priced_per(unit))}{fee()}" for b in bounds]
+    rows.append(f"    above at {draw(priced_per(unit))}{fee()}")
+    mode = draw(st.sampled_from(["graduated", "volume"]))
+    return f"{mode} {{\n" + "\n".join(rows) + "\n  }"
+
+
+@st.composite
+def model_ruleset(draw: st.DrawFn) -> tuple[str, list[int], tuple[str, str] | None]:
+    """A contract using the models of issue 12; usage points near its bounds; its term."""
+    points: list[int] = []
+    term = draw(st.sampled_from([None, ("2026-01-01", "2026-09-30"), ("2026-02-15", "2027-03-20")]))
+    lines = []
+    if term is not None:
+        lines.append(f"  term {term[0]} to {term[1]}")
+    base_per = draw(st.sampled_from(["month", "quarter", "year"]))
+    lines.append(f"  base {draw(model_prices)} per {base_per}")
+    allowance = draw(st.sampled_from(["", "included 150 overage ", "included 2.5 overage "]))
+    lines.append(f"  sms {allowance}{draw(model_rate('message', points))}")
+    lines.append(f"  video {draw(model_rate('minute', points))}")
+    addons = draw(st.sampled_from(["h", "q", "h, q"]))
+    lines.append(f"  addons {addons}")
+    if draw(st.booleans()):
+        lines.append(f"  addon q {draw(model_prices)} per year")
+    targets = ["usage", "addons", "sms", "video", "base"]
+    pct = draw(st.lists(st.sampled_from(targets), max_size=2, unique=True))
+    for t in pct:
+        limit = draw(st.sampled_from(["", " until 2026-10-31", " for 4 months" if term else ""]))
+        lines.append(f"  discount {draw(st.integers(0, 45))}% on {t}{limit}")
+    minimums = draw(st.lists(st.sampled_from(targets), max_size=2, unique=True))
+    floor = {}
+    for t in minimums:
+        floor[t] = draw(st.integers(0, 400))
+        lines.append(f"  minimum {t} {floor[t]}.00 per month")
+    lines_of = [*targets, *(f"addon.{a}" for a in addons.split(", "))]
+    for t in draw(st.lists(st.sampled_from(lines_of), max_size=3, unique=True)):
+        lines.append(f"  cap {t} {floor.get(t, 0) + draw(st.integers(0, 600))}.00 per month")
+    if draw(st.booleans()):
+        lines.append(f"  discount {draw(st.integers(0, 300))}.00 per month")
+    if draw(st.booleans()):
+        lines.append(f"  minimum {draw(st.integers(0, 2000))}.00 per month")
+    text = "\n".join(
+        [
+            "currency USD",
+            f"rounding {draw(st.sampled_from(['half_up', 'half_even']))}",
+            'meter sms "SMS" unit message',
+            'addon h "H" 10.005 per month',
+            'addon q "Q" 300.00 per quarter',
+            'plan p "P" {',
+            "  mau included 10 overage 0.5 per user",
+            "}",
+            'contract c "C" extends p {',
+            *lines,
+            "}",
+        ]
+    )
+    near = sorted({p + d for p in points for d in (-1, 0, 1) if p + d >= 0})
+    return text + "\n", near, term
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_model_contracts_agree_and_are_rated_in_sql(
+    data: st.DataObject, tmp_path_factory: Any
+) -> None:
+    text, near, term = data.draw(model_ruleset())
+    rules = pricing_dsl.loads(text, "generated.pricing")
+    amounts = st.one_of(
+        st.sampled_from([0, *near, 100, 101, 150, 151, 250, 251]),
+        st.decimals(min_value=0, max_value=100_000, places=6),
+    )
+    months = [f"{y}-{m:02d}" for y in (2026, 2027) for m in range(1, 13)]
+    records = [
+        {
+            "contract": "c",
+            "period": data.draw(st.sampled_from(months)),
+            "sms": data.draw(st.sampled_from([0, *near, 100, 101, 150, 151, 250, 251])),
+            "video_minutes": data.draw(amounts),
+        }
+        for _ in range(data.draw(st.integers(1, 12)))
+    ]
+    tmp = tmp_path_factory.mktemp("models")
+    usage = tmp / "u.jsonl"
+    write_usage(usage, records)
+    _py, dk = both(rules, usage, tmp, "jsonl")
+    assert read_rows(tmp / "dk.jsonl") == [row for r in records for row in rate_rows(rules, r)]
+    # Whole months inside the term are rated in SQL; the rest by the interpreter.
+    periods = [Period.parse(r["period"]) for r in records]
+    whole = [
+        term is None
+        or (date.fromisoformat(term[0]) <= p.start and p.end <= date.fromisoformat(term[1]))
+        for p in periods
+    ]
+    rated = [bool(rate_rows(rules, r)) for r in records]
+    assert dk.interpreted == sum(not w and ok for w, ok in zip(whole, rated, strict=True))
+    assert set(dict(dk.reasons)) <= {"the period is only partly inside the contract's term"}

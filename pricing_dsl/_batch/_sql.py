@@ -786,6 +786,35 @@ def _meter_line(
     )
 
 
+def _adjustment_digits(lines: int, values: int, steps: int, count: int) -> int:
+    """Digits enough for every amount of the adjustments (a bound, proven here).
+
+    Each of ``count`` lines is at least 0 (prices, fees and usage are) and
+    their sum A is below 10**lines; each adjustment value (a cap, minimum or
+    fixed discount; at least 0) is below 10**values; a share is at most 1; a
+    rounded amount is within 1 of its exact amount.  Let K = 10**lines +
+    10**values, n = ``steps``, m = ``count``.  Then, as apply_adjustments
+    computes them:
+
+    * a percentage discount is at most A + 1 <= 2K, so what discounts took
+      off a line is at most 2nK, and a net of lines at most K(1 + 2mn);
+    * a line minimum's top-up is at most value + net + 1 <= K(3 + 2mn), so
+      the top-ups sum to at most nK(3 + 2mn), and a cap's net and excess to
+      at most K(n + 1)(3 + 2mn);
+    * the subtotal starts at A >= 0 and never goes below -3nK: percentage
+      discounts take at most 2K each, caps and the fixed discount at most
+      what is above zero (give or take their rounding, 1); so a fixed
+      discount is at most 2K, a cap at most its excess plus 1, the
+      minimum's true-up at most K(3n + 2): every step is at most
+      Q = K(n + 2)(3 + 2mn), and the subtotal at most A + nQ < (n + 1)Q.
+
+    So every value, and every difference the SQL forms on the way (value
+    minus net, net minus value), is below K(n + 2)**2 (3 + 2mn).
+    """
+    factor = (steps + 2) ** 2 * (3 + 2 * count * steps)
+    return max(lines, values) + 1 + math.ceil(math.log10(factor))
+
+
 def generate(
     plan: RatingPlan,
     meters: Mapping[str, Num],
@@ -844,7 +873,25 @@ def generate(
     groups: list[tuple[tuple[str, Num], ...]] = [tuple(first)]
     amounts = [ln.amount for ln in lines]
     # _plan.apply_adjustments, step for step, at a fee factor of 1.
-    running = total(amounts)
+    values = {
+        n: slots.num(partial(_value, n))
+        for n, step in enumerate(plan.adjustments)
+        if step.kind != "pct"
+    }
+    bound = _adjustment_digits(
+        total(amounts).digits,
+        max((v.digits for v in values.values()), default=0),
+        len(plan.adjustments),
+        len(amounts),
+    )
+
+    def within(x: Num) -> Num:
+        """``x`` with the adjustments' bound (see _adjustment_digits), if lower."""
+        return x if x.digits <= bound else Num(x.sql, bound, x.scale, x.value)
+
+    # The subtotal as one flat sum of the lines so far.
+    so_far = list(amounts)
+    running = within(total(so_far))
     # What percentage discounts took off each line (a discount of one line by
     # its rounded line, a group discount by each line's exact share), and the
     # line minimums' top-ups with the lines they reach.
@@ -852,7 +899,7 @@ def generate(
     topups: list[tuple[frozenset[int], Num]] = []
 
     def net_of(hit: Sequence[int]) -> Num:
-        return total([add(amounts[i], taken.get(i, ZERO)) for i in hit])
+        return within(total([within(add(amounts[i], taken.get(i, ZERO))) for i in hit]))
 
     for n, (step, hit) in enumerate(zip(plan.adjustments, plan.reached, strict=True)):
         if step.kind == "pct":
@@ -862,38 +909,39 @@ def generate(
             # Nothing when the invoice has none of its lines.
             exact = ZERO
             if hit:
-                exact = greatest(ZERO, sub(slots.num(partial(_value, n)), net_of(hit)))
+                exact = greatest(ZERO, sub(values[n], net_of(hit)))
         elif step.kind == "fixed":
-            exact = neg(least(slots.num(partial(_value, n)), greatest(running, ZERO)))
+            exact = neg(least(values[n], greatest(running, ZERO)))
         elif step.kind == "cap":
             if hit:
                 # Net of discounts, plus the top-ups of minimums on lines all within the cap's.
                 lines_hit = frozenset(hit)
-                net = total([net_of(hit), *(t for h, t in topups if h <= lines_hit)])
-                excess = greatest(ZERO, sub(net, slots.num(partial(_value, n))))
+                net = within(total([net_of(hit), *(t for h, t in topups if h <= lines_hit)]))
+                excess = within(greatest(ZERO, sub(net, values[n])))
                 exact = neg(least(excess, greatest(running, ZERO)))
             else:
                 exact = ZERO  # caps are never negative: no lines, no excess
         else:
-            exact = greatest(ZERO, sub(slots.num(partial(_value, n)), running))
+            exact = greatest(ZERO, sub(values[n], running))
         # Rounded once; DuckDB has no negative zero, so -0 is 0 as in apply_adjustments.
-        amount = rounded(exact, places, mode)
+        amount = within(rounded(within(exact), places, mode))
         if amount.value is None:
             name = f"{prefix}s{n}"
             groups.append(((name, amount),))
             amount = col(name, amount.digits, amount.scale)
         if step.kind == "pct":
             if len(hit) == 1:
-                taken[hit[0]] = add(taken.get(hit[0], ZERO), amount)
+                taken[hit[0]] = within(add(taken.get(hit[0], ZERO), amount))
             else:
                 for i in hit:
-                    taken[i] = sub(taken.get(i, ZERO), mul(amounts[i], share))
+                    taken[i] = within(sub(taken.get(i, ZERO), mul(amounts[i], share)))
         elif step.kind == "line_min" and hit:
             topups.append((frozenset(hit), amount))
-        running = add(running, amount)
+        so_far.append(amount)
+        running = within(total(so_far))
         t = texts[len(lines)]
         lines.append(SqlLine(t[0], t[1], "adjustment", "1", None, amount))
-    grand = total([ln.amount for ln in lines])
+    grand = running  # every line, adjustments included
     Num("", grand.digits + places, places)  # the total in integer minor units fits too
     return ShapeSql(
         tuple(g for g in groups if g),
