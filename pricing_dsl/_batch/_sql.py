@@ -2,17 +2,24 @@
 
 Like :mod:`pricing_dsl._compile`, the SQL is derived from the contracts'
 :class:`~pricing_dsl._plan.RatingPlan` -- one per combination of a
-contract's `when` and `from` layers (a *variant*) -- and its text depends
-only on the plan's shape (:func:`shape_key`): the meter charges as
-``MeterCharge.pieces`` or volume tiers, the adjustments in the order and
-with the bookkeeping of ``apply_adjustments``, what each adjustment reaches.
-Every constant -- price, tier bound, piece lower bound, free units, discount
-share, cap, minimum, some texts -- is read from a slot column of the terms
-table (``<prefix>k<i>`` numbers, ``<prefix>x<i>`` texts).  Generation
-records how to read each slot from any plan of the shape, so
-:class:`ShapeCache` generates each shape once and reads the constants of
-every other plan cheaply.  A record picks its variant by the bits of its
-layers, evaluated in SQL (:class:`CompiledContract`).
+contract's `when` and `from` layers and time-limited discounts (a
+*variant*) -- and its text depends only on the plan's shape
+(:func:`shape_key`): the meter charges as ``MeterCharge.rate`` computes
+them (pieces or volume tiers, per unit or per block, with tier flat fees),
+the adjustments in the order and with the bookkeeping of
+``apply_adjustments`` (percentage discounts, line minimums, the fixed
+discount, caps on lines and groups, the minimum), what each adjustment
+reaches.  Every constant -- price, tier bound, piece lower bound, block
+size, tier fee, free units, discount share, cap, minimum, some texts -- is
+read from a slot column of the terms table (``<prefix>k<i>`` numbers,
+``<prefix>x<i>`` texts).  A quarterly or yearly fee depends on the period
+too: its amount and quantity are read from columns (``<prefix>f<j>``,
+``<prefix>q<j>``) the engine joins per plan and period, worked out by the
+plan itself (``ShapeSql.dated``).  Generation records how to read each
+slot from any plan of the shape, so :class:`ShapeCache` generates each
+shape once and reads the constants of every other plan cheaply.  A record
+picks its variant by the bits of its layers, evaluated in SQL
+(:class:`CompiledContract`).
 
 Exactness: every value is a DuckDB ``DECIMAL(38, s)``.  Each expression
 carries a bound on its integer digits and its scale, and anything that
@@ -25,7 +32,9 @@ decimals (others go to the interpreter).  Lines are rounded once, as the
 interpreter does, with ``round`` (half away from zero, which is Python's
 ROUND_HALF_UP), corrected on exact ties for ROUND_HALF_EVEN.  Division
 only compiles where it is exact or compared directly, where
-cross-multiplication gives the interpreter's answer.
+cross-multiplication gives the interpreter's answer; blocks are counted by
+integer division of exactly scaled HUGEINTs (:func:`blocks`).  The
+adjustments share one proven digit bound (:func:`_adjustment_digits`).
 """
 
 from __future__ import annotations
