@@ -30,6 +30,7 @@ from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
 from typing import Any
 
+from . import _ast as A
 from ._conditions import compiled
 from ._decimal import CONTEXT, ROUNDING
 from ._errors import Diagnostic, PricingError
@@ -110,6 +111,17 @@ def layer_tests(c: ResolvedContract) -> tuple[LayerTest, ...]:
         for layer in c.layers
         if layer.conditional
     )
+
+
+def reads_usage(e: A.Expr) -> bool:
+    """Whether a condition reads usage values (else it depends on the period alone)."""
+    if isinstance(e, A.RefExpr):
+        return True
+    if isinstance(e, A.BinaryExpr):
+        return reads_usage(e.left) or reads_usage(e.right)
+    if isinstance(e, A.NotExpr):
+        return reads_usage(e.operand)
+    return False
 
 
 def select_layers(

@@ -59,14 +59,20 @@ def _fee_lines(plan: RatingPlan, period: Period | None) -> tuple[list[Line], lis
     term = plan.term
     service = period if term is None or period is None else period.intersect(term)
 
+    # A monthly fee's factor is the period's, worked out once for every such fee.
+    monthly, note = fee_factor(period, term)
+    monthly_details: tuple[str, ...] = (
+        (f"prorated: {note}" + (" in the term" if term else ""),) if note else ()
+    )
+
     def line(fee: Fee) -> Line:
-        factor, details = fee_share(fee.per, period, term)
-        exact = CONTEXT.multiply(fee.price, factor)
         if fee.per == "month":
-            note = fee_factor(period, term)[1]
+            factor, details = monthly, monthly_details
             formula = f"{money(fee.price)} per month × {note or '1 month'}"
         else:
+            factor, details = fee_share(fee.per, period, term)
             formula = f"{money(fee.price)} per {fee.per} × {decimal_text(quantity_text(factor))}"
+        exact = CONTEXT.multiply(fee.price, factor)
         return Line(
             fee.code,
             fee.description,
