@@ -171,3 +171,21 @@ def test_export_shows_blocks_fees_intervals_and_limits(tmp_path: Path) -> None:
         "flat_fee": "5.00",
     }
     assert out["layers"][-1]["until"] == "2026-09-30"
+
+
+def test_issued_invoices_take_a_limited_discount_by_the_month_they_bill_fees_for(
+    tmp_path: Path,
+) -> None:
+    rules = load(
+        tmp_path,
+        "contract c extends p {\n  term 2026-07-15 to 2027-07-14\n"
+        "  discount 10% on usage for 2 months\n}\n",
+    )
+    # Issued 2026-08-01: fees for August (month 2, discounted), usage of July:
+    # (2000 - 1000) x 0.10 = 100.00, less 10% = -10.00.
+    august = rules.invoice("c", date(2026, 8, 1), {"mau": 2000})
+    assert lines(august)["discount.usage"] == "-10.00"
+    # Issued 2026-09-01: fees for September (month 3): no discount on August's usage.
+    september = rules.invoice("c", date(2026, 9, 1), {"mau": 2000})
+    assert "discount.usage" not in lines(september)
+    assert lines(september)["mau_overage"] == "100.00"
