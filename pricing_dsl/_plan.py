@@ -648,17 +648,13 @@ def apply_adjustments(
     # alone counts as its rounded line, a group discount by its exact share.
     taken: dict[int, Decimal] = {}
     topups: list[tuple[frozenset[int], Decimal]] = []
-
-    def net_of(hit: Sequence[int]) -> Decimal:
-        return sum((amounts[i] + taken.get(i, ZERO) for i in hit), ZERO)
-
     for step, hit in zip(steps, reached, strict=True):
         if step.kind == "pct":
             base = sum((amounts[i] for i in hit), ZERO)
             exact = -(base * step.value / HUNDRED)
             work: tuple[Any, ...] = (hit,)
         elif step.kind == "line_min":
-            net = net_of(hit)
+            net = _net(hit, amounts, taken)
             exact = (
                 max(ZERO, CONTEXT.subtract(CONTEXT.multiply(step.value, factor), net))
                 if hit
@@ -669,8 +665,10 @@ def apply_adjustments(
             exact = -min(CONTEXT.multiply(step.value, factor), max(running, ZERO))
             work = (running,)
         elif step.kind == "cap":
-            lines = frozenset(hit)
-            net = net_of(hit) + sum((t for h, t in topups if h <= lines), ZERO) if hit else ZERO
+            net = _net(hit, amounts, taken)
+            if topups:
+                lines = frozenset(hit)
+                net += sum((t for h, t in topups if h <= lines), ZERO)
             excess = max(ZERO, net - step.value)
             exact = -min(excess, max(running, ZERO))
             work = (net, excess)
@@ -689,6 +687,14 @@ def apply_adjustments(
         running += amount
         out.append((amount, exact, work))
     return out
+
+
+def _net(hit: Sequence[int], amounts: Sequence[Decimal], taken: Mapping[int, Decimal]) -> Decimal:
+    """The lines ``hit`` reaches, net of what percentage discounts took off them."""
+    if len(hit) == 1:
+        i = hit[0]
+        return amounts[i] + taken.get(i, ZERO)
+    return sum((amounts[i] + taken.get(i, ZERO) for i in hit), ZERO)
 
 
 # ----------------------------------------------------------------- plan
