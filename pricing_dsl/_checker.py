@@ -550,7 +550,10 @@ class _Checker:
         if not ok:
             return []
         spec = CommitmentSpec(
-            kind, stmt.amount.value, on_usage=stmt.on is not None, rollover=stmt.rollover is not None
+            kind,
+            stmt.amount.value,
+            on_usage=stmt.on is not None,
+            rollover=stmt.rollover is not None,
         )
         return [((kind,), Sourced(spec, stmt.span))]
 

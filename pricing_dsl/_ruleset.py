@@ -292,9 +292,7 @@ def _month_key(key: object) -> Period:
 
 def _usage_records(rules: Ruleset, usages: UsageHistory) -> list[tuple[Period | None, Usage]]:
     if isinstance(usages, Mapping):
-        return [
-            (_month_key(k), rules.usage(v, source=f"<usage {k}>")) for k, v in usages.items()
-        ]
+        return [(_month_key(k), rules.usage(v, source=f"<usage {k}>")) for k, v in usages.items()]
     if isinstance(usages, (str, bytes)) or not isinstance(usages, Iterable):
         raise PricingError(
             Diagnostic(

@@ -464,6 +464,14 @@ def build_statement(
             # 1. Credits pay the usage lines after discounts, never more than the invoice.
             if has_credit:
                 payable = min(usage_net, max(inv.total, ZERO)) if use_year else ZERO
+                valid = sum(
+                    (
+                        b.left
+                        for b in buckets
+                        if b.year is None or (use_year is not None and b.year == use_year.number)
+                    ),
+                    ZERO,
+                )
                 applied = ZERO
                 parts: list[str] = []
                 for b in buckets:
@@ -485,8 +493,8 @@ def build_statement(
                         "credit.applied",
                         "Credit applied",
                         rnd(-applied) + ZERO,
-                        f"-min(balance, usage after discounts {_money(usage_net)}, "
-                        f"invoice {_money(max(inv.total, ZERO))})",
+                        f"-min(balance {_money(rnd(valid))}, usage after discounts "
+                        f"{_money(rnd(usage_net))}, invoice {_money(rnd(max(inv.total, ZERO)))})",
                         sources,
                         "paid from: " + ", ".join(parts)
                         if parts
@@ -549,9 +557,7 @@ def build_statement(
                     Line(
                         "prepaid",
                         f"Prepaid credit, year {fee_year.number}",
-                        fee_year.factor.normalize(CONTEXT)
-                        if fee_year.factor != ONE
-                        else ONE,
+                        fee_year.factor.normalize(CONTEXT) if fee_year.factor != ONE else ONE,
                         "year",
                         prepaid.value.amount,
                         amount,
@@ -606,11 +612,83 @@ def build_statement(
     return Statement(
         c.id,
         c.name,
-        account if account is not None else next(
-            (u.account for u in usages.values() if u.account is not None), None
-        ),
+        account
+        if account is not None
+        else next((u.account for u in usages.values() if u.account is not None), None),
         c.currency,
         tuple(invoices),
         tuple(ledger.entries),
         summaries,
     )
+
+
+# ------------------------------------------------------------------- text
+
+
+def _group(d: Decimal, places: int) -> str:
+    return f"{d:,.{places}f}"
+
+
+def _table(rows: list[list[str]], left: int) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+
+    def fmt(r: list[str]) -> str:
+        cells = [f"{c:<{widths[i]}}" if i < left else f"{c:>{widths[i]}}" for i, c in enumerate(r)]
+        return ("  " + "  ".join(cells)).rstrip()
+
+    rule = "  " + "-" * (sum(widths) + 2 * (len(widths) - 1))
+    return [fmt(rows[0]), rule, *(fmt(r) for r in rows[1:])]
+
+
+def statement_text(st: Statement, explain: bool = False) -> str:
+    """Every invoice as `pricing invoice` prints it, then the ledger and the contract years."""
+    from ._output import invoice_text
+
+    places = next((inv.minor_units for inv in st.invoices), 2)
+    head = [f"Statement for {st.contract_name} ({st.contract})"]
+    meta = [f"account {st.account}"] if st.account else []
+    if st.invoices:
+        first, last = st.invoices[0].issue_date, st.invoices[-1].issue_date
+        n = len(st.invoices)
+        meta.append(f"{n} invoice{'s' if n != 1 else ''} issued {first} to {last}")
+    meta.append(f"currency {st.currency}")
+    head.append(", ".join(meta))
+    parts = ["\n".join(head) + "\n"]
+    parts.extend(invoice_text(inv, explain) for inv in st.invoices)
+    ledger = ["Ledger"]
+    if st.ledger:
+        rows = [["Date", "Movement", "Year", "Amount", "Balance"]]
+        for e in st.ledger:
+            rows.append(
+                [
+                    e.date.isoformat(),
+                    e.reason,
+                    "" if e.year is None else str(e.year),
+                    _group(e.amount, places),
+                    _group(e.balance, places),
+                ]
+            )
+        ledger.extend(_table(rows, 2))
+    else:
+        ledger.append("  no credit balance moved")
+    parts.append("\n".join(ledger) + "\n")
+    if any(y.commitment is not None for y in st.years):
+        rows = [["Year", "From", "To", "Commitment", "Committed spend", "True-up", "Settled on"]]
+        for y in st.years:
+            rows.append(
+                [
+                    str(y.number),
+                    y.start.isoformat(),
+                    y.end.isoformat(),
+                    "" if y.commitment is None else _group(y.commitment, places),
+                    _group(y.committed_spend, places),
+                    "" if y.true_up is None else _group(y.true_up, places),
+                    "" if y.settled_on is None else y.settled_on.isoformat(),
+                ]
+            )
+        parts.append("\n".join(["Contract years", *_table(rows, 3)]) + "\n")
+    parts.append(
+        f"Total of the invoices: {st.currency} {_group(st.total, places)}; "
+        f"credit left: {st.currency} {_group(st.balance, places)}\n"
+    )
+    return "\n".join(parts)
