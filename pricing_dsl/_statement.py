@@ -530,13 +530,13 @@ def build_statement(
                 for b in buckets:
                     if b.year != n or b.left == ZERO:
                         continue
-                    if b.reason == "prepaid" and prepaid is not None and prepaid.value.rollover:
-                        if nxt is not None:
-                            ledger.move(issue, "prepaid.rolled_over", -b.left, n)
-                            ledger.move(issue, "rollover.granted", b.left, nxt.number)
-                            buckets.append(_Bucket("rollover", nxt.number, b.left))
-                            b.left = ZERO
-                            continue
+                    rolls = prepaid is not None and prepaid.value.rollover
+                    if b.reason == "prepaid" and rolls and nxt is not None:
+                        ledger.move(issue, "prepaid.rolled_over", -b.left, n)
+                        ledger.move(issue, "rollover.granted", b.left, nxt.number)
+                        buckets.append(_Bucket("rollover", nxt.number, b.left))
+                        b.left = ZERO
+                        continue
                     ledger.move(issue, f"{b.reason}.expired", -b.left, n)
                     b.left = ZERO
                 # Oldest first: rolled-over credit before the year's own.
