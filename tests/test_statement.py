@@ -163,7 +163,9 @@ def test_no_credit_pays_the_true_up() -> None:
 def test_credit_is_applied_after_the_monthly_minimum() -> None:
     # Minimum 300.00: fees 100.00 + usage 50.00 top up by 150.00; the credit
     # then pays the 50.00 of usage, not the minimum.
-    st = _st("minimum 300.00 per month\n  credit 1_000.00", {"2026-01": {"mau": 50}}, through="2026-02")
+    st = _st(
+        "minimum 300.00 per month\n  credit 1_000.00", {"2026-01": {"mau": 50}}, through="2026-02"
+    )
     inv = st.invoices[-1]
     assert inv.amounts["minimum"] == Decimal("150.00")
     assert inv.amounts["credit.applied"] == Decimal("-50.00")
