@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
@@ -37,7 +37,7 @@ from ._decimal import CONTEXT, EXACT, ROUNDING
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line, decimal_text
 from ._plan import QUANTUM, Catalog, Plans, src
-from ._rating import issue_invoice
+from ._rating import _quantity_text, issue_invoice
 from ._terms import CommitmentSpec, ResolvedContract, Sourced
 from ._usage import Period, Usage
 
@@ -308,21 +308,131 @@ def _months_of_usage(
 
 @dataclass(slots=True)
 class _Bucket:
-    """A balance and the contract years whose usage it may pay (None: any)."""
+    """A balance and the contract year whose usage it may pay (None: any year)."""
 
-    reason: str  # "credit", "rollover" or "prepaid"
+    kind: str  # "credit", "rollover" or "prepaid"
     year: int | None
     left: Decimal
 
 
+def _oldest_first(b: _Bucket) -> tuple[bool, bool]:
+    # Promotional credit, then credit rolled over from the year before, then the year's own.
+    return (b.year is not None, b.kind != "rollover")
+
+
 @dataclass(slots=True)
-class _Ledger:
-    entries: list[LedgerEntry]
+class Balances:
+    """A contract's credit balances and their movements: the one ledger arithmetic.
+
+    Statements (per issued invoice) and batch runs (per rated month) both
+    move balances through these methods, in the same order, so the two
+    cannot disagree on what a balance pays.  ``when`` dates each movement.
+    """
+
+    buckets: list[_Bucket] = field(default_factory=list)
+    entries: list[LedgerEntry] = field(default_factory=list)
     balance: Decimal = ZERO
 
-    def move(self, when: date, reason: str, amount: Decimal, year: int | None) -> None:
+    def _move(self, when: date, reason: str, amount: Decimal, year: int | None) -> None:
         self.balance += amount
         self.entries.append(LedgerEntry(when, reason, amount, self.balance, year))
+
+    def available(self, year: int | None) -> Decimal:
+        """What may pay the usage of contract year ``year`` (None: no year, nothing)."""
+        return sum(
+            (b.left for b in self.buckets if year is not None and b.year in (None, year)), ZERO
+        )
+
+    def pay(self, when: date, year: int | None, payable: Decimal) -> tuple[Decimal, list[str]]:
+        """Pay up to ``payable`` of year ``year``'s usage, oldest balance first."""
+        applied = ZERO
+        parts: list[str] = []
+        if year is None:
+            return applied, parts
+        for b in self.buckets:
+            if payable == ZERO:
+                break
+            if b.year not in (None, year):
+                continue
+            take = min(b.left, payable)
+            if take == ZERO:
+                continue
+            b.left -= take
+            payable -= take
+            applied += take
+            self._move(when, f"{b.kind}.applied", -take, b.year)
+            parts.append(f"{b.kind} {decimal_text(take)}")
+        self._tidy()
+        return applied, parts
+
+    def close_year(self, when: date, year: int, next_year: int | None, rollover: bool) -> None:
+        """A year's balances end: its own prepaid credit rolls over once, the rest expires."""
+        for b in list(self.buckets):
+            if b.year != year or b.left == ZERO:
+                continue
+            if b.kind == "prepaid" and rollover and next_year is not None:
+                self._move(when, "prepaid.rolled_over", -b.left, year)
+                self._move(when, "rollover.granted", b.left, next_year)
+                self.buckets.append(_Bucket("rollover", next_year, b.left))
+            else:
+                self._move(when, f"{b.kind}.expired", -b.left, year)
+            b.left = ZERO
+        self._tidy()
+
+    def expire_promotional(self, when: date) -> None:
+        for b in self.buckets:
+            if b.year is None and b.left > ZERO:
+                self._move(when, "credit.expired", -b.left, None)
+                b.left = ZERO
+        self._tidy()
+
+    def grant(self, when: date, kind: str, year: int | None, amount: Decimal) -> None:
+        """Promotional (``credit``, year None) or ``prepaid`` credit comes into being."""
+        if amount <= ZERO:
+            return
+        self.buckets.append(_Bucket(kind, year, amount))
+        self._move(when, f"{kind}.granted", amount, year)
+        self._tidy()
+
+    def _tidy(self) -> None:
+        self.buckets = sorted((b for b in self.buckets if b.left > ZERO), key=_oldest_first)
+
+    def state(self) -> list[tuple[str, int | None, Decimal]]:
+        """(kind, year, amount) of every balance left, oldest first."""
+        return [(b.kind, b.year, b.left) for b in self.buckets]
+
+    @classmethod
+    def from_state(cls, state: Iterable[tuple[str, int | None, Decimal]]) -> Balances:
+        """Balances carried over (from a batch ledger file); their movements start afresh."""
+        out = cls([_Bucket(kind, year, amount) for kind, year, amount in state])
+        out.balance = sum((b.left for b in out.buckets), ZERO)
+        out._tidy()
+        return out
+
+
+def line_kind(code: str, usage_codes: frozenset[str]) -> str:
+    """A line's kind from its code alone, for rows that carry no kind (batch output)."""
+    if code in usage_codes:
+        return "usage"
+    if code == "base" or code.startswith("addon."):
+        return "fee"
+    return "adjustment"
+
+
+def on_usage_side(code: str, kind: str, usage_codes: frozenset[str], has_fees: bool) -> bool:
+    """Whether a line counts with its invoice's usage (True) or with its fees (False).
+
+    Usage lines, caps and the percentage discounts of usage lines or of
+    `usage` go with the usage; fee lines and their discounts with the fees;
+    the fixed discount and the minimum with the fees, or with the usage on
+    an invoice that bills no fees.
+    """
+    if kind == "usage":
+        return True
+    if kind == "fee":
+        return False
+    side = _usage_side(code, usage_codes)
+    return (not has_fees) if side is None else side
 
 
 def _adjustment_line(
@@ -423,8 +533,7 @@ def build_statement(
     prepaid = terms.get("prepaid")
     promo = terms.get("credit")
     has_credit = prepaid is not None or promo is not None
-    ledger = _Ledger([])
-    buckets: list[_Bucket] = []
+    balances = Balances()
     spend: dict[int, Decimal] = {y.number: ZERO for y in years}
     settled: dict[int, tuple[Decimal, date]] = {}
     invoices: list[Invoice] = []
@@ -446,14 +555,7 @@ def build_statement(
             # Committed spend, by the contract year of each line's service month.
             usage_net = ZERO
             for ln in inv.lines:
-                if ln.kind == "usage":
-                    side: bool | None = True
-                elif ln.kind == "fee":
-                    side = False
-                else:
-                    side = _usage_side(ln.code, usage_codes)
-                    if side is None:
-                        side = not has_fees
+                side = on_usage_side(ln.code, ln.kind, usage_codes, has_fees)
                 year = use_year if side else fee_year
                 if side:
                     usage_net += ln.amount
@@ -464,29 +566,9 @@ def build_statement(
             # 1. Credits pay the usage lines after discounts, never more than the invoice.
             if has_credit:
                 payable = min(usage_net, max(inv.total, ZERO)) if use_year else ZERO
-                valid = sum(
-                    (
-                        b.left
-                        for b in buckets
-                        if b.year is None or (use_year is not None and b.year == use_year.number)
-                    ),
-                    ZERO,
-                )
-                applied = ZERO
-                parts: list[str] = []
-                for b in buckets:
-                    if payable == ZERO:
-                        break
-                    if b.year is not None and (use_year is None or b.year != use_year.number):
-                        continue
-                    take = min(b.left, payable)
-                    if take == ZERO:
-                        continue
-                    b.left -= take
-                    payable -= take
-                    applied += take
-                    ledger.move(issue, f"{b.reason}.applied", -take, b.year)
-                    parts.append(f"{b.reason} {_money(take)}")
+                use_n = None if use_year is None else use_year.number
+                valid = balances.available(use_n)
+                applied, parts = balances.pay(issue, use_n, payable)
                 sources = [src(t) for t in (promo, prepaid) if t is not None]
                 extra.append(
                     _adjustment_line(
@@ -527,29 +609,17 @@ def build_statement(
                     )
                 # 3. The year's balances expire, or roll over once.
                 nxt = _year_of(years, _next_month(use_year.last_month))
-                for b in buckets:
-                    if b.year != n or b.left == ZERO:
-                        continue
-                    rolls = prepaid is not None and prepaid.value.rollover
-                    if b.reason == "prepaid" and rolls and nxt is not None:
-                        ledger.move(issue, "prepaid.rolled_over", -b.left, n)
-                        ledger.move(issue, "rollover.granted", b.left, nxt.number)
-                        buckets.append(_Bucket("rollover", nxt.number, b.left))
-                        b.left = ZERO
-                        continue
-                    ledger.move(issue, f"{b.reason}.expired", -b.left, n)
-                    b.left = ZERO
-                # Oldest first: rolled-over credit before the year's own.
-                buckets.sort(key=lambda b: (b.year is not None, b.reason != "rollover"))
+                balances.close_year(
+                    issue,
+                    n,
+                    None if nxt is None else nxt.number,
+                    prepaid is not None and prepaid.value.rollover,
+                )
             if use_month == _month(term.end) and use_year is not None:
-                for b in buckets:
-                    if b.year is None and b.left > ZERO:
-                        ledger.move(issue, "credit.expired", -b.left, None)
-                        b.left = ZERO
+                balances.expire_promotional(issue)
             # 4. Grants: promotional credit with the first invoice, prepaid at each year's start.
-            if promo is not None and issue == first_issue and promo.value.amount > ZERO:
-                buckets.insert(0, _Bucket("credit", None, promo.value.amount))
-                ledger.move(issue, "credit.granted", promo.value.amount, None)
+            if promo is not None and issue == first_issue:
+                balances.grant(issue, "credit", None, promo.value.amount)
             if prepaid is not None and fee_year is not None and fee_month == fee_year.first_month:
                 amount = rnd(CONTEXT.multiply(prepaid.value.amount, fee_year.factor))
                 extra.insert(
@@ -557,7 +627,7 @@ def build_statement(
                     Line(
                         "prepaid",
                         f"Prepaid credit, year {fee_year.number}",
-                        fee_year.factor.normalize(CONTEXT) if fee_year.factor != ONE else ONE,
+                        _quantity_text(fee_year.factor),
                         "year",
                         prepaid.value.amount,
                         amount,
@@ -575,10 +645,7 @@ def build_statement(
                         ),
                     ),
                 )
-                if amount > ZERO:
-                    buckets.append(_Bucket("prepaid", fee_year.number, amount))
-                    ledger.move(issue, "prepaid.granted", amount, fee_year.number)
-                buckets.sort(key=lambda b: (b.year is not None, b.reason != "rollover"))
+                balances.grant(issue, "prepaid", fee_year.number, amount)
             lines = (*inv.lines, *extra)
             invoices.append(
                 Invoice(
@@ -594,7 +661,6 @@ def build_statement(
                     rules_applied=inv.rules_applied,
                 )
             )
-            buckets = [b for b in buckets if b.left > ZERO]
             issue = _next_month(issue)
     summaries = tuple(
         YearSummary(
@@ -617,7 +683,7 @@ def build_statement(
         else next((u.account for u in usages.values() if u.account is not None), None),
         c.currency,
         tuple(invoices),
-        tuple(ledger.entries),
+        tuple(balances.entries),
         summaries,
     )
 
