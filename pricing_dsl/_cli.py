@@ -18,7 +18,7 @@ from ._usage import load_usage_file
 __all__ = ["main"]
 
 
-_SCHEMAS = ("usage", "invoice", "export", "diagnostics", "approvals", "diff", "statement")
+_SCHEMAS = ("usage", "invoice", "export", "diagnostics", "approvals", "diff", "statement", "ledger")
 
 
 class _Parser(argparse.ArgumentParser):
