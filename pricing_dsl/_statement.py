@@ -292,6 +292,14 @@ def _months_of_usage(
                 "give one record per month, with `period: YYYY-MM`",
             )
         month = period.start
+        accounts = {u.account for u in out.values()} | {usage.account}
+        if len(accounts - {None}) > 1:
+            raise _usage_error(
+                "a statement is one account's, but the usage names "
+                + " and ".join(f"`{a}`" for a in sorted(a for a in accounts if a is not None)),
+                usage.source,
+                "give the usage of one account",
+            )
         if month in out:
             raise _usage_error(
                 f"there are two usage records for {period} "
@@ -478,7 +486,6 @@ def build_statement(
     catalog: Catalog,
     plans: Plans | None = None,
     through: date | None = None,
-    account: str | None = None,
 ) -> Statement:
     """Every invoice of the term issued up to ``through`` (default: the last), and the ledger.
 
@@ -546,8 +553,6 @@ def build_statement(
             usage = usages.get(use_month) or Usage.from_mapping(
                 empty, meters=catalog.meters, source=f"<no usage for {use_month:%Y-%m}>"
             )
-            if account is not None and usage.account is None:
-                usage = Usage(usage.values, usage.period, usage.contract, account, usage.source)
             inv = issue_invoice(c, issue, usage, catalog, plans)
             fee_year = _year_of(years, fee_month) if fee_month <= term.end else None
             use_year = _year_of(years, use_month) if use_month >= _month(term.start) else None
@@ -673,14 +678,12 @@ def build_statement(
             settled[y.number][1] if y.number in settled else None,
         )
         for y in years
-        if y.first_month < through
+        if y.first_month <= through
     )
     return Statement(
         c.id,
         c.name,
-        account
-        if account is not None
-        else next((u.account for u in usages.values() if u.account is not None), None),
+        next((u.account for u in usages.values() if u.account is not None), None),
         c.currency,
         tuple(invoices),
         tuple(balances.entries),

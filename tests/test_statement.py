@@ -204,3 +204,18 @@ def test_a_bad_through_is_refused() -> None:
         with pytest.raises(PricingError) as info:
             _st("credit 5.00", {}, through=through)
         assert info.value.diagnostics[0].code == "E308"
+
+
+def test_a_statement_is_one_accounts() -> None:
+    usages = [
+        {"account": "a", "period": "2026-01", "mau": 1},
+        {"account": "b", "period": "2026-02", "mau": 1},
+    ]
+    with pytest.raises(PricingError) as info:
+        _st("credit 5.00", usages)  # type: ignore[arg-type]
+    assert info.value.diagnostics[0].code == "E306"
+    assert "`a` and `b`" in info.value.diagnostics[0].message
+    st = _st("credit 5.00", {"2026-01": {"account": "a", "mau": 1}}, through="2026-01")
+    assert st.account == "a"
+    # The first invoice already bills year 1's fees: the year is listed.
+    assert [y.number for y in st.years] == [1]
