@@ -620,6 +620,9 @@ class _Checker:
                 "currency",
                 "rounding",
                 "prorate",
+                "commit",
+                "prepaid",
+                "credit",
             )
             self.error(
                 "E208",

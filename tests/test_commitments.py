@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 
 import pricing_dsl
 from pricing_dsl._export import export
 from pricing_dsl._format import format_text
+from pricing_dsl._ruleset import check_paths
 
 from .conftest import RULESETS
 from .test_cli import SCHEMAS
@@ -71,3 +73,28 @@ def test_rate_ignores_commitments() -> None:
     inv = rules.rate("wayne", {"period": "2026-04", "mau": 13500})
     assert inv.codes[-1] == "discount.usage"
     assert str(inv.total) == "2815.00"  # 2500.00 + 350.00 - 35.00
+
+
+def test_a_misspelt_commitment_gets_a_did_you_mean() -> None:
+    text = TIDY.replace("  commit 120_000.00 USD per year on usage\n", "  comit 5.00 per year\n")
+    try:
+        pricing_dsl.loads(text, "c.pricing")
+    except pricing_dsl.PricingError as exc:
+        (d,) = exc.diagnostics
+        assert d.code == "E208" and "did you mean `commit`?" in d.message
+    else:
+        raise AssertionError("`comit` was accepted")
+
+
+def test_warnings_for_a_commitment_twice_or_repeated(tmp_path: Path) -> None:
+    twice = TIDY.replace("  credit 500.00\n", "  credit 500.00\n  credit 400.00\n")
+    (tmp_path / "a.pricing").write_text(twice)
+    _, diags = check_paths(tmp_path / "a.pricing", warnings=True)
+    assert [(d.code, d.line) for d in diags] == [("W102", 10)]
+    inherited = TIDY.replace(
+        "contract c extends p {",
+        "contract b extends c {\n  credit 500.00\n}\ncontract c extends p {",
+    )
+    (tmp_path / "a.pricing").write_text(inherited)
+    _, diags = check_paths(tmp_path / "a.pricing", warnings=True)
+    assert [(d.code, d.line) for d in diags] == [("W101", 6)]
