@@ -252,3 +252,39 @@ def test_both_engines_agree_with_the_statement(
         assert got == [(e.reason, e.amount, e.year) for e in statement.ledger]
         assert Decimal(account["movements"][-1]["balance"] if got else "0") == statement.balance
         assert all(Decimal(m["balance"]) >= 0 for m in account["movements"])
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda d: d["accounts"][0].pop("month"), "has no `month`"),
+        (lambda d: d["accounts"][0].update(month="2026-13"), "is not YYYY-MM"),
+        (lambda d: d["accounts"][0]["balances"][0].update(amount="1E+500"), "is not an amount"),
+        (lambda d: d["accounts"][0]["balances"][0].update(amount="-5.00"), "is not an amount"),
+        (lambda d: d["accounts"][0]["balances"][0].update(kind="gift"), "not a kind of balance"),
+        (lambda d: d["accounts"][0]["committed_spend"].update(year=True), "wrong type"),
+        (lambda d: d["accounts"].append(dict(d["accounts"][0])), "in the ledger twice"),
+        (lambda d: d.update(version=2), "is not 1"),
+    ],
+)
+def test_a_changed_ledger_is_refused_with_what_is_wrong(
+    tmp_path: Path, change: Any, words: str
+) -> None:
+    records = _wayne_records()
+    ledger = tmp_path / "l.json"
+    run_batch(RULES, _write(tmp_path / "m1.jsonl", records[:2]), tmp_path / "o1.jsonl",
+              quiet=True, ledger_out=ledger)  # fmt: skip
+    doc = json.loads(ledger.read_text())
+    change(doc)
+    ledger.write_text(json.dumps(doc))
+    with pytest.raises(PricingError) as info:
+        run_batch(
+            RULES,
+            _write(tmp_path / "m2.jsonl", records[2:3]),
+            tmp_path / "o2.jsonl",
+            ledger_in=ledger,
+            ledger_out=tmp_path / "l2.json",
+        )
+    (d,) = info.value.diagnostics
+    assert d.code == "E630" and words in d.message, d.message
+    assert d.path == str(ledger) and d.hint

@@ -21,14 +21,15 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from pathlib import Path
 from typing import Any
 
-from .._decimal import CONTEXT, ROUNDING
+from .._decimal import CONTEXT, EXACT, ROUNDING
 from .._errors import Diagnostic, PricingError
 from .._invoice import decimal_text
 from .._plan import QUANTUM
@@ -84,12 +85,16 @@ def _bad(path: str, message: str, hint: str) -> PricingError:
     return PricingError(Diagnostic("E630", message, path, hint=hint))
 
 
-def _decimal(value: Any, path: str, where: str) -> Decimal:
+# Plain decimal text, as decimal_text writes amounts; short enough to add up exactly.
+_AMOUNT = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,12})?")
+
+
+def _decimal(value: Any, path: str, where: str, signed: bool = False) -> Decimal:
     try:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not _AMOUNT.fullmatch(value):
             raise InvalidOperation
         d = Decimal(value)
-        if not d.is_finite() or d < 0:
+        if d < 0 and not signed:
             raise InvalidOperation
         return d
     except InvalidOperation:
@@ -98,6 +103,19 @@ def _decimal(value: Any, path: str, where: str) -> Decimal:
             f"{where}: {value!r} is not an amount",
             'amounts are decimal strings such as "12.50", as pricing batch writes them',
         ) from None
+
+
+_UNCHANGED = "give the --ledger-out of the previous run, unchanged"
+
+
+def _field(item: Any, key: str, kind: Any, path: str, where: str) -> Any:
+    """``item[key]``, of type ``kind``, or E630 naming what is wrong."""
+    if not isinstance(item, dict) or key not in item:
+        raise _bad(path, f"{where} has no `{key}`", _UNCHANGED)
+    value = item[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _bad(path, f"{where}: `{key}` has the wrong type ({value!r})", _UNCHANGED)
+    return value
 
 
 def read_ledger(path: str | Path) -> dict[str, Account]:
@@ -131,43 +149,33 @@ def read_ledger(path: str | Path) -> dict[str, Account]:
         raise _bad(name, "the ledger has no list of accounts", "give an unchanged ledger file")
     for n, item in enumerate(items, 1):
         where = f"account {n}"
+        account = _field(item, "account", str, name, where)
+        contract = _field(item, "contract", str, name, where)
+        month_text = _field(item, "month", str, name, where)
         try:
-            account, contract = item["account"], item["contract"]
-            month = Period.parse(item["month"])
-            spend = item["committed_spend"]
-            balances = [
-                (
-                    b["kind"],
-                    b["year"],
-                    _decimal(b["amount"], name, f"{where}, balance"),
-                )
-                for b in item["balances"]
-            ]
-            year = spend["year"]
-            amount = _decimal(spend["amount"], name, f"{where}, committed spend")
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, PricingError):
-                raise
-            raise _bad(
-                name,
-                f"{where} is not as pricing batch writes it ({exc})",
-                "give an unchanged ledger file",
-            ) from None
-        if (
-            not isinstance(account, str)
-            or not isinstance(contract, str)
-            or not month.is_calendar_month
-            or not isinstance(year, int)
-            or any(k not in ("credit", "rollover", "prepaid") for k, _, _ in balances)
-            or any(y is not None and not isinstance(y, int) for _, y, _ in balances)
-        ):
-            raise _bad(
-                name, f"{where} is not as pricing batch writes it", "give an unchanged ledger file"
-            )
+            month: Period | None = Period.parse(month_text)
+        except ValueError:
+            month = None
+        if month is None or not month.is_calendar_month:
+            raise _bad(name, f"{where}: `month` {month_text!r} is not YYYY-MM", _UNCHANGED)
+        spend = _field(item, "committed_spend", dict, name, where)
+        year = _field(spend, "year", int, name, f"{where}, committed spend")
+        amount = _decimal(
+            _field(spend, "amount", str, name, f"{where}, committed spend"),
+            name,
+            f"{where}, committed spend",
+            signed=True,
+        )
+        balances = []
+        for b in _field(item, "balances", list, name, where):
+            kind = _field(b, "kind", str, name, f"{where}, balance")
+            if kind not in ("credit", "rollover", "prepaid"):
+                raise _bad(name, f"{where}: {kind!r} is not a kind of balance", _UNCHANGED)
+            b_year = _field(b, "year", (int, type(None)), name, f"{where}, balance")
+            b_amount = _field(b, "amount", str, name, f"{where}, balance")
+            balances.append((kind, b_year, _decimal(b_amount, name, f"{where}, balance")))
         if account in accounts:
-            raise _bad(
-                name, f"account `{account}` is in the ledger twice", "give an unchanged ledger file"
-            )
+            raise _bad(name, f"account `{account}` is in the ledger twice", _UNCHANGED)
         accounts[account] = Account(account, contract, month.start, balances, year, amount)
     return accounts
 
@@ -449,6 +457,17 @@ def apply_ledger(
     before anything is renamed, for a ledger it cannot read or a month it
     cannot apply.
     """
+    with localcontext(EXACT):
+        return _apply(rules, out_path, out_fmt, tally, ledger_in)
+
+
+def _apply(
+    rules: Ruleset,
+    out_path: str,
+    out_fmt: str,
+    tally: Tally,
+    ledger_in: str | Path | None,
+) -> str:
     accounts = read_ledger(ledger_in) if ledger_in is not None else {}
     for kept in accounts.values():
         kept.movements = []
