@@ -288,3 +288,27 @@ def test_a_changed_ledger_is_refused_with_what_is_wrong(
     (d,) = info.value.diagnostics
     assert d.code == "E630" and words in d.message, d.message
     assert d.path == str(ledger) and d.hint
+
+
+def test_every_output_format_gets_the_same_rows_and_ledger(tmp_path: Path) -> None:
+    import duckdb
+
+    usage = _write(tmp_path / "m.jsonl", _wayne_records()[:3])
+    found = {}
+    for fmt in ("jsonl", "csv", "parquet"):
+        out, led = tmp_path / f"o.{fmt}", tmp_path / f"l-{fmt}.json"
+        run_batch(RULES, usage, out, engine="python", quiet=True, ledger_out=led)
+        source = f"read_csv('{out}', all_varchar = true)" if fmt == "csv" else f"'{out}'"
+        rows = duckdb.sql(
+            f"SELECT period, code, amount FROM {source} WHERE code IN "
+            "('prepaid', 'credit.applied', 'commit.true_up')"
+        ).fetchall()
+        found[fmt] = (sorted(map(tuple, rows)), led.read_bytes())
+    # 2026-03: prepaid 3660.00 and 180.00 of credit; 2026-04: 315.00; 2026-05: 90.00.
+    assert found["jsonl"][0] == [
+        ("2026-03", "credit.applied", "-180.00"),
+        ("2026-03", "prepaid", "3660.00"),
+        ("2026-04", "credit.applied", "-315.00"),
+        ("2026-05", "credit.applied", "-90.00"),
+    ]
+    assert found["jsonl"] == found["csv"] == found["parquet"]
