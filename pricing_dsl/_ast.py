@@ -93,19 +93,30 @@ class PercentAllowance:
 
 @dataclass(frozen=True, slots=True)
 class FlatRate:
+    """``PRICE per [BLOCK] UNIT [rounded down]``: a flat rate, per unit or per block of units."""
+
     price: Number
     unit: Word
     span: Span
+    block: Number | None = None  # `per 1_000 messages`: the price is for each block
+    rounded_down: bool = False  # `rounded down`: only whole blocks are billed
 
 
 @dataclass(frozen=True, slots=True)
 class Tier:
-    """One row of a tier table; ``up_to`` is None for the final ``above`` row."""
+    """One row of a tier table; ``up_to`` is None for the final ``above`` row.
+
+    ``block`` and ``rounded_down`` as for :class:`FlatRate`; ``fee`` is the
+    row's flat fee (``plus 50.00``).
+    """
 
     up_to: Number | None
     price: Number
     unit: Word
     span: Span
+    block: Number | None = None
+    rounded_down: bool = False
+    fee: Number | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +161,21 @@ class ProrateStmt:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeLimit:
+    """``for N months`` (``months``) or ``until DATE`` (``until``) after a discount."""
+
+    months: Number | None
+    unit: Word | None  # the word after N: `months`
+    until: DateLit | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class DiscountPercent:
     percent: Number
     targets: tuple[Word, ...]
     span: Span
+    limit: TimeLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +184,13 @@ class DiscountFixed:
     currency: Word | None
     unit: Word
     span: Span
+    limit: TimeLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CapStmt:
+    """``cap TARGET AMOUNT per month``: a line code, ``usage`` or ``addons``."""
+
     line: Word
     amount: Number
     currency: Word | None
@@ -175,10 +200,13 @@ class CapStmt:
 
 @dataclass(frozen=True, slots=True)
 class MinimumStmt:
+    """``minimum [TARGET] AMOUNT per month``: the invoice's minimum, or a line's (``target``)."""
+
     amount: Number
     currency: Word | None
     unit: Word
     span: Span
+    target: Word | None = None
 
 
 # --------------------------------------------------------------- expressions

@@ -7,6 +7,7 @@ then decides whether the ruleset is usable.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,6 +21,7 @@ from ._errors import Diagnostic, Span
 from ._suggest import did_you_mean
 from ._terms import (
     BUILTIN_METERS,
+    FEE_INTERVALS,
     FIXED_PER,
     STANDARD,
     AddonInfo,
@@ -201,7 +203,7 @@ class _Checker:
             )
             return
         self.check_price(decl.price, "an add-on price")
-        self.check_unit(decl.unit, FIXED_PER, f"add-on `{decl.id.text}`")
+        self.check_interval(decl.unit, f"add-on `{decl.id.text}`")
         if decl.id.text in self.addons:
             prev = self.addons[decl.id.text].span
             self.error(
@@ -212,8 +214,9 @@ class _Checker:
             )
             return
         currency = info.currency.value if info.currency else None
+        per = decl.unit.text if decl.unit.text in FEE_INTERVALS else FIXED_PER
         self.addons[decl.id.text] = AddonInfo(
-            decl.id.text, decl.name, decl.price.value, currency, decl.span
+            decl.id.text, decl.name, decl.price.value, currency, decl.span, per
         )
 
     def collect_meter(self, decl: A.MeterDecl) -> None:
@@ -323,6 +326,18 @@ class _Checker:
         )
         return False
 
+    def check_interval(self, unit: A.Word, what: str) -> bool:
+        """A fixed fee's billing interval: `month`, `quarter` or `year`."""
+        if unit.text in FEE_INTERVALS:
+            return True
+        self.error(
+            "E204",
+            f"{what} is billed per month, quarter or year, not per {unit.text}",
+            unit.span,
+            hint="write `per month`, `per quarter` or `per year`",
+        )
+        return False
+
     def check_whole(self, num: A.Number, what: str) -> bool:
         if num.value != num.value.to_integral_value():
             self.error("E216", f"{what} must be a whole number ({num.text})", num.span)
@@ -370,8 +385,13 @@ class _Checker:
             return [(("rounding",), Sourced(mode, stmt.span))] if mode else []
         if isinstance(stmt, A.BaseStmt):
             ok = self.check_price(stmt.price, "the base fee")
-            ok &= self.check_unit(stmt.unit, FIXED_PER, "the base fee")
-            return [(("base",), Sourced(stmt.price.value, stmt.span))] if ok else []
+            ok &= self.check_interval(stmt.unit, "the base fee")
+            if not ok:
+                return []
+            return [
+                (("base",), Sourced(stmt.price.value, stmt.span)),
+                (("base_per",), Sourced(stmt.unit.text, stmt.span)),
+            ]
         if isinstance(stmt, A.MeterTerm):
             return self.meter_patch(stmt)
         if isinstance(stmt, A.AddonsStmt):
@@ -405,9 +425,13 @@ class _Checker:
                 )
                 return []
             ok = self.check_price(stmt.price, f"the price of add-on `{stmt.id.text}`")
-            ok &= self.check_unit(stmt.unit, FIXED_PER, f"add-on `{stmt.id.text}`")
-            key = ("addon_price", stmt.id.text)
-            return [(key, Sourced(stmt.price.value, stmt.span))] if ok else []
+            ok &= self.check_interval(stmt.unit, f"add-on `{stmt.id.text}`")
+            if not ok:
+                return []
+            return [
+                (("addon_price", stmt.id.text), Sourced(stmt.price.value, stmt.span)),
+                (("addon_per", stmt.id.text), Sourced(stmt.unit.text, stmt.span)),
+            ]
         if isinstance(stmt, A.TermStmt):
             start, end = self.check_date(stmt.start), self.check_date(stmt.end)
             if start is None or end is None:
@@ -431,6 +455,17 @@ class _Checker:
                 )
                 return []
             return [(("prorate", "allowances"), Sourced(True, stmt.span))]
+        if isinstance(stmt, (A.DiscountPercent, A.DiscountFixed)) and stmt.limit is not None:
+            if context != "body":
+                self.error(
+                    "E214",
+                    f"a time-limited discount cannot be used inside a {context} block",
+                    stmt.limit.span,
+                    hint=f"move it to the top level of `{decl.id.text}`",
+                )
+                return []
+            if not self.check_time_limit(stmt.limit):
+                return []
         if isinstance(stmt, A.DiscountPercent):
             if not self.check_percent(stmt.percent, "a discount"):
                 return []
@@ -449,25 +484,20 @@ class _Checker:
             ok = self.check_price(stmt.amount, "a cap")
             ok &= self.check_amount_currency(stmt.currency, "the cap")
             ok &= self.check_unit(stmt.unit, FIXED_PER, "a cap")
-            usage_lines = {m.line_code: m for m in self.meters.values()}
-            if stmt.line.text not in usage_lines:
-                fixed = stmt.line.text == "base" or stmt.line.text.startswith("addon")
-                self.error(
-                    "E221",
-                    f"`{stmt.line.text}` is not a usage line, so it cannot be capped"
-                    + ("" if fixed else did_you_mean(stmt.line.text, usage_lines)),
-                    stmt.line.span,
-                    hint="caps apply to usage lines: " + ", ".join(usage_lines),
-                )
-                return []
             if not ok:
                 return []
+            # Whether the contract has the target line is checked once it is resolved.
             return [(("cap", stmt.line.text), Sourced(stmt.amount.value, stmt.span))]
         if isinstance(stmt, A.MinimumStmt):
             ok = self.check_price(stmt.amount, "a minimum")
             ok &= self.check_amount_currency(stmt.currency, "the minimum")
             ok &= self.check_unit(stmt.unit, FIXED_PER, "a minimum")
-            return [(("minimum",), Sourced(stmt.amount.value, stmt.span))] if ok else []
+            if not ok:
+                return []
+            if stmt.target is not None:
+                key = ("line_minimum", stmt.target.text)
+                return [(key, Sourced(stmt.amount.value, stmt.span))]
+            return [(("minimum",), Sourced(stmt.amount.value, stmt.span))]
         if isinstance(stmt, A.CommitmentStmt):
             return self.commitment_patch(stmt, decl, context)
         raise AssertionError(f"unhandled statement {type(stmt).__name__}")
@@ -571,6 +601,45 @@ class _Checker:
                     hint="add `term START to END` (contract years run from START); "
                     "in a plan, state the commitment in the contracts that extend it instead",
                 )
+
+    def check_time_limit(self, limit: A.TimeLimit) -> bool:
+        """`for N months` (N a whole number from 1) or `until` the last day of a month."""
+        if limit.months is not None:
+            n = limit.months
+            ok = self.check_size(n, "the months of a discount")
+            if ok and (n.value != n.value.to_integral_value() or n.value < 1):
+                self.error(
+                    "E251",
+                    f"a discount lasts a whole number of months, 1 or more (not {n.text})",
+                    n.span,
+                    hint="write `for 3 months`, for example",
+                )
+                ok = False
+            assert limit.unit is not None
+            if limit.unit.text not in ("month", "months"):
+                self.error(
+                    "E204",
+                    f"a discount's time limit is counted in months, not {limit.unit.text}",
+                    limit.unit.span,
+                    hint=f"write `for {n.text} months`, or `until DATE`",
+                )
+                ok = False
+            return ok
+        assert limit.until is not None
+        until = self.check_date(limit.until)
+        if until is None:
+            return False
+        last = calendar.monthrange(until.year, until.month)[1]
+        if until.day != last:
+            self.error(
+                "E251",
+                f"a discount runs until the last day of a month, not {limit.until.text}",
+                limit.until.span,
+                hint=f"write `until {until.replace(day=last).isoformat()}`, or the last day "
+                "of an earlier month",
+            )
+            return False
+        return True
 
     def check_amount_currency(self, word: A.Word | None, what: str) -> bool:
         if word is None:
@@ -687,22 +756,45 @@ class _Checker:
         rate = stmt.rate
         if isinstance(rate, A.FlatRate):
             good = self.check_price(rate.price, f"the `{name}` rate")
-            good &= self.check_unit(rate.unit, meter.unit, f"`{name}`")
+            unit_ok, block = self.check_block(rate.block, rate.rounded_down, rate.unit, meter)
+            good &= unit_ok
             if good:
-                out.append(
-                    (
-                        ("meter", name, "rate"),
-                        Sourced(RateSpec("flat", rate.price.value), rate.span),
-                    )
-                )
+                spec = RateSpec("flat", rate.price.value, (), block, rate.rounded_down)
+                out.append((("meter", name, "rate"), Sourced(spec, rate.span)))
             ok &= good
         elif isinstance(rate, A.TieredRate):
-            spec = self.check_tiers(rate, meter)
-            if spec is not None:
-                out.append((("meter", name, "rate"), Sourced(spec, rate.span)))
+            tiered = self.check_tiers(rate, meter)
+            if tiered is not None:
+                out.append((("meter", name, "rate"), Sourced(tiered, rate.span)))
             else:
                 ok = False
         return out if ok else []
+
+    def check_block(
+        self, block: A.Number | None, down: bool, unit: A.Word, meter: MeterInfo
+    ) -> tuple[bool, Decimal | None]:
+        """Whether the price's unit and block are right, and the block (None: per unit).
+
+        `per minute rounded down` is a block of one minute: only whole minutes are billed.
+        """
+        what = f"`{meter.id}`"
+        if block is None:
+            ok = self.check_unit(unit, meter.unit, what)
+            return ok, Decimal(1) if down else None
+        ok = self.check_unit(unit, meter.unit, what, plural_ok=True)
+        if not self.check_size(block, "a block size"):
+            return False, None
+        if block.value <= 0:
+            self.error(
+                "E250",
+                f"a block must hold more than zero {meter.unit}s ({block.text})",
+                block.span,
+                hint=f"write a positive block size, such as `per 100 {meter.unit}s`",
+            )
+            return False, None
+        if meter.whole and not self.check_whole(block, "a block of " + meter.unit + "s"):
+            return False, None
+        return ok, block.value
 
     def check_tiers(self, rate: A.TieredRate, meter: MeterInfo) -> RateSpec | None:
         ok = True
@@ -718,7 +810,10 @@ class _Checker:
             return None
         for i, t in enumerate(rate.tiers):
             ok &= self.check_price(t.price, "a tier price")
-            ok &= self.check_unit(t.unit, meter.unit, f"`{meter.id}`")
+            unit_ok, block = self.check_block(t.block, t.rounded_down, t.unit, meter)
+            ok &= unit_ok
+            if t.fee is not None:
+                ok &= self.check_price(t.fee, "a tier's flat fee")
             if t.up_to is None:
                 if i != len(rate.tiers) - 1:
                     self.error(
@@ -741,7 +836,15 @@ class _Checker:
                     )
                     ok = False
                 last = t.up_to
-            tiers.append(TierSpec(t.up_to.value if t.up_to else None, t.price.value))
+            tiers.append(
+                TierSpec(
+                    t.up_to.value if t.up_to else None,
+                    t.price.value,
+                    block,
+                    t.rounded_down,
+                    None if t.fee is None else t.fee.value,
+                )
+            )
         if rate.tiers[-1].up_to is not None:
             self.error(
                 "E215",
@@ -944,6 +1047,7 @@ class _Checker:
             own[("rounding",)] = info.rounding
         whens: list[Layer] = []
         froms: list[tuple[date, Layer]] = []
+        limited: list[tuple[A.Stmt, A.TimeLimit, dict[TermKey, Sourced[Any]]]] = []
         uses_period = parent.uses_period if parent else False
         seen_keys: dict[TermKey, Span] = {}
         for stmt in decl.body:
@@ -994,6 +1098,10 @@ class _Checker:
                         ),
                     )
                 )
+            elif isinstance(stmt, (A.DiscountPercent, A.DiscountFixed)) and stmt.limit:
+                patch = dict(self.stmt_patch(stmt, decl, "body"))
+                if patch:
+                    limited.append((stmt, stmt.limit, patch))
             else:
                 for key, value in self.stmt_patch(stmt, decl, "body"):
                     if key in seen_keys and key != ("rounding",):
@@ -1002,6 +1110,13 @@ class _Checker:
                     own[key] = value
         if own:
             layers.append(Layer(MappingProxyType(own), label=f"{decl.kind} {name}", span=decl.span))
+        if limited:
+            term = own.get(("term",)) or (parent.static_terms.get(("term",)) if parent else None)
+            for stmt, limit, patch in limited:
+                layer = self.limited_layer(decl, stmt, limit, patch, term)
+                if layer is not None:
+                    layers.append(layer)
+                    uses_period = True
         layers.extend(layer for _, layer in sorted(froms, key=lambda p: p[0]))
         layers.extend(whens)
 
@@ -1028,10 +1143,59 @@ class _Checker:
         )
         self.check_complete(decl, resolved)
         self.check_adjustment_targets(decl, resolved.layers)
+        self.check_cap_minimum(decl, resolved)
         self.check_discount_total(decl, resolved)
         self.check_commitment_term(decl, resolved)
         self.resolved[name] = resolved
         return resolved
+
+    def limited_layer(
+        self,
+        decl: A.PlanDecl,
+        stmt: A.Stmt,
+        limit: A.TimeLimit,
+        patch: dict[TermKey, Sourced[Any]],
+        term: Sourced[Any] | None,
+    ) -> Layer | None:
+        """A time-limited discount as a layer that applies while `period.start <= LAST_DAY`.
+
+        `for N months` counts calendar months of the term from its start (a
+        partial first month counts as one), so it needs the term.
+        """
+        if limit.months is not None:
+            if term is None:
+                self.error(
+                    "E252",
+                    f"`for {limit.months.text} months` counts months of the contract term, "
+                    f"but `{decl.id.text}` has no term",
+                    limit.span,
+                    hint="add `term START to END` to the contract, or write `until DATE`",
+                )
+                return None
+            start: date = term.value[0]
+            months = start.year * 12 + start.month - 1 + int(limit.months.value) - 1
+            # Past the last supported date it simply never ends.
+            year, month = divmod(min(months, 9000 * 12 + 11), 12)
+            until = date(year, month + 1, calendar.monthrange(year, month + 1)[1])
+            text = f"for {limit.months.text} months (to {until.isoformat()})"
+        else:
+            assert limit.until is not None and limit.until.value is not None
+            until = limit.until.value
+            text = f"until {until.isoformat()}"
+        span = limit.span
+        condition = A.BinaryExpr(
+            "<=",
+            A.AttrExpr(A.Word("period", span), A.Word("start", span), span),
+            A.DateExpr(A.DateLit(until, until.isoformat(), span), span),
+            span,
+        )
+        return Layer(
+            MappingProxyType(patch),
+            condition=condition,
+            label=f"discount {text} at {stmt.span}",
+            span=stmt.span,
+            until=until,
+        )
 
     def check_body_only(self, decl: A.PlanDecl) -> None:
         """Check a body whose parent failed, so its own independent errors still show."""
@@ -1127,9 +1291,6 @@ class _Checker:
     def check_complete(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
         terms = c.static_terms
         missing: list[str] = []
-        allowance = terms.get(("meter", "mau", "allowance"))
-        if allowance is None:
-            missing.append("how many MAU it includes (for example `mau included 1000`)")
         for meter in ("mau", "concurrency", "voice", "video"):
             if ("meter", meter, "rate") not in terms:
                 unit = next(m.unit for m in BUILTIN_METERS if m.id == meter)
@@ -1199,7 +1360,7 @@ class _Checker:
                 )
 
     def check_adjustment_targets(self, decl: A.PlanDecl, layers: Sequence[Layer]) -> None:
-        """A discount must name a line that this contract can have."""
+        """A discount, cap or line minimum must name a line that this contract can have."""
         lines = {"addons", "usage"}
         for layer in layers:
             for key, value in layer.patch.items():
@@ -1213,20 +1374,58 @@ class _Checker:
         for layer in layers:
             for key, value in layer.patch.items():
                 # Report each clause once, in the block that wrote it.
-                if key[0] != "discount_pct" or value.span.path != own.path:
+                if key[0] not in _TARGETED or value.span.path != own.path:
                     continue
                 if not own.line <= value.span.line <= own.end_line:
                     continue
                 if key[1] in lines:
                     continue
-                word: A.Word = value.value[1]
+                code, verb = _TARGETED[key[0]]
                 self.error(
-                    "E222",
-                    f"`{decl.id.text}` has no `{key[1]}` line to discount"
+                    code,
+                    f"`{decl.id.text}` has no `{key[1]}` line to {verb}"
                     + did_you_mean(key[1], lines),
-                    word.span,
-                    hint="discount one of its lines (" + ", ".join(sorted(lines)) + ")",
+                    value.value[1].span if key[0] == "discount_pct" else value.span,
+                    hint=f"{verb} one of its lines (" + ", ".join(sorted(lines)) + ")",
                 )
+
+    def check_cap_minimum(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+        """A cap below a line minimum on the same target could never be met (E253).
+
+        Counted over every layer: the lowest cap any layer gives a target
+        against the highest minimum any layer gives it.
+        """
+        caps: dict[str, Sourced[Any]] = {}
+        minimums: dict[str, Sourced[Any]] = {}
+        for layer in c.layers:
+            for key, value in layer.patch.items():
+                if key[0] == "cap" and (key[1] not in caps or value.value < caps[key[1]].value):
+                    caps[key[1]] = value
+                elif key[0] == "line_minimum" and (
+                    key[1] not in minimums or value.value > minimums[key[1]].value
+                ):
+                    minimums[key[1]] = value
+        for target, cap in caps.items():
+            low = minimums.get(target)
+            if low is None or cap.value >= low.value:
+                continue
+            if not (_within(cap.span, decl) or _within(low.span, decl)):
+                continue
+            self.error(
+                "E253",
+                f"the cap on `{target}` ({cap.value}) is below its minimum ({low.value}), "
+                "so the line could never meet both",
+                cap.span if _within(cap.span, decl) else low.span,
+                hint=f"raise the cap to at least {low.value}, or lower the minimum",
+            )
+
+
+# Adjustments that name a target line: the code for a missing target, and the verb.
+_TARGETED = {
+    "discount_pct": ("E222", "discount"),
+    "cap": ("E221", "cap"),
+    "line_minimum": ("E221", "top up"),
+}
 
 
 def _within(span: Span, decl: A.PlanDecl) -> bool:
@@ -1268,6 +1467,8 @@ def possible_lines(c: ResolvedContract, meters: Mapping[str, MeterInfo]) -> set[
                 lines.add("discount.fixed")
             elif key[0] == "cap":
                 lines.add(f"cap.{key[1]}")
+            elif key[0] == "line_minimum":
+                lines.add(f"minimum.{key[1]}")
             elif key == ("minimum",):
                 lines.add("minimum")
     return lines

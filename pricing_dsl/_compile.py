@@ -29,12 +29,17 @@ from typing import Any
 from ._decimal import CONTEXT, EXACT, ROUNDING
 from ._invoice import Invoice, Item, Line, canonical
 from ._plan import (
+    Fee,
     LayerKey,
     MeterCharge,
     Plans,
     RatingPlan,
     apply_adjustments,
+    fee_share,
+    needs_period,
+    reads_usage,
 )
+from ._rating import quantity_text as _quantity
 from ._rating import rate
 from ._usage import LIMIT, USAGE_PLACES, Period, Usage
 
@@ -151,6 +156,12 @@ def _meter(src: _Source, n: int, charge: MeterCharge, plan: RatingPlan) -> str:
     def rounded(expr: str) -> str:
         return f"{expr}.quantize(QUANTUM, MODE, CTX)"
 
+    if not charge.simple:
+        # Blocks and tier fees: the plan's own arithmetic, rounded once.
+        c, f = src.const(charge), src.const(free)
+        src.emit("with LOCAL(CTX):")
+        src.emit(f"  {a} = ROUND({c}.rate(DECIMAL({u}), {f}).exact)")
+        return a
     if charge.allowance.kind == "none":
         # Usage is validated non-negative, so nothing to subtract or clamp.
         src.emit(f"{q} = {u}")
@@ -212,16 +223,28 @@ def generate(plan: RatingPlan) -> tuple[str, tuple[Any, ...]]:
     src = _Source()
     fixed = _ZERO
     amounts: list[str] = []
-    if plan.base is not None:
-        base = plan.round(plan.base.price)
-        fixed = EXACT.add(fixed, base)
-        amounts.append(src.const(base))
-    for n, charge in enumerate(plan.meters):
-        amounts.append(_meter(src, n, charge, plan))
-    for fee in plan.addons:
+    # Quarterly and yearly fees depend on the period: the plan works them out
+    # (cached per period); a whole month's monthly fee is its price, rounded.
+    dated = needs_period(plan)
+    if dated:
+        src.emit("if period is None: return None")
+        src.emit(f"fa = {src.const(plan.fee_amounts)}(period)")
+    fees = iter(range(len(plan.fees)))
+
+    def fee_amount(fee: Fee) -> str:
+        nonlocal fixed
+        j = next(fees)
+        if dated:
+            return f"fa[{j}]"
         amount = plan.round(fee.price)
         fixed = EXACT.add(fixed, amount)
-        amounts.append(src.const(amount))
+        return src.const(amount)
+
+    if plan.base is not None:
+        amounts.append(fee_amount(plan.base))
+    meters = [_meter(src, n, charge, plan) for n, charge in enumerate(plan.meters)]
+    amounts += meters
+    amounts += [fee_amount(fee) for fee in plan.addons]
     body = [
         " def variant(v, period, fired):",
         "  try:",
@@ -351,23 +374,34 @@ class _Lines:
         return self.contract.reference(usage, period, account).lines
 
     def items(
-        self, values: tuple[int | Decimal, ...], amounts: tuple[Decimal, ...]
+        self,
+        values: tuple[int | Decimal, ...],
+        amounts: tuple[Decimal, ...],
+        period: Period | None,
     ) -> tuple[Item, ...]:
         plan = self.plan
+
+        def fee(f: Fee) -> tuple[str, str, Decimal, str, Decimal | None]:
+            # A whole month within the term: a monthly fee's quantity is 1.
+            share = _ONE if f.per == "month" else fee_share(f.per, period, plan.term)[0]
+            return (f.code, f.description, _quantity(share), f.per, f.price)
+
         head: list[tuple[str, str, Decimal, str, Decimal | None]] = []
         if plan.base is not None:
-            head.append((plan.base.code, plan.base.description, _ONE, "month", plan.base.price))
+            head.append(fee(plan.base))
         for charge, value in zip(plan.meters, values, strict=True):
             meter = charge.meter
             used = Decimal(value)
             billable = max(_ZERO, CONTEXT.subtract(used, charge.allowance.free()))
             price: Decimal | None = None
-            if charge.mode == "flat":
+            if not charge.simple:
+                price = charge.rate(used, charge.allowance.free()).unit_price
+            elif charge.mode == "flat":
                 price = charge.prices[0]
             elif charge.mode == "volume":
                 price = charge.prices[charge.volume_tier(used)]
             head.append((meter.line_code, meter.name, canonical(billable), meter.unit, price))
-        head += [(f.code, f.description, _ONE, "month", f.price) for f in plan.addons]
+        head += [fee(f) for f in plan.addons]
         head += [(s.code, s.description, _ONE, "adjustment", None) for s in plan.adjustments]
         return tuple((*h, amount) for h, amount in zip(head, amounts, strict=True))
 
@@ -417,8 +451,11 @@ class CompiledContract:
         self.meta = (c.id, c.name, c.currency, c.minor_units)
         self.wholes = {m.usage_key: m.whole for m in self.catalog.meters}
         self.variants: dict[LayerKey, Variant] = {}
-        self.conditions = any(condition is not None for _, condition, _ in plans.tests)
-        # Without `when` layers the variant depends on the period alone.
+        # Conditions on the period alone (a time-limited discount's) do not read usage.
+        self.conditions = any(
+            layer.condition is not None and reads_usage(layer.condition) for layer in c.layers
+        )
+        # Without `when` layers that read usage the variant depends on the period alone.
         self.by_period: dict[str | None, Any] | None = None if self.conditions else {}
 
     def variant(self, key: LayerKey) -> Variant:

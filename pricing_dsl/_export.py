@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from . import _ast as A
@@ -64,13 +65,15 @@ def _value(key: TermKey, v: Any) -> Any:
     if isinstance(v, RateSpec):
         if v.mode == "flat":
             assert v.price is not None
-            return {"mode": "flat", "price": decimal_text(v.price)}
+            return {"mode": "flat", "price": decimal_text(v.price), **_block(v.block, v.down)}
         return {
             "mode": v.mode,
             "tiers": [
                 {
                     "up_to": None if t.up_to is None else decimal_text(t.up_to),
                     "price": decimal_text(t.price),
+                    **_block(t.block, t.down),
+                    **({} if t.fee is None else {"flat_fee": decimal_text(t.fee)}),
                 }
                 for t in v.tiers
             ],
@@ -95,6 +98,13 @@ def _value(key: TermKey, v: Any) -> Any:
     return decimal_text(v)
 
 
+def _block(block: Decimal | None, down: bool) -> dict[str, Any]:
+    """A price per block: the block's size and how partial blocks round (nothing per unit)."""
+    if block is None:
+        return {}
+    return {"block": decimal_text(block), "rounding": "down" if down else "up"}
+
+
 def _terms(patch: Mapping[TermKey, Sourced[Any]]) -> list[dict[str, Any]]:
     return [
         {"term": ".".join(key), "value": _value(key, s.value), "source": _source(s)}
@@ -110,6 +120,8 @@ def _contract(c: ResolvedContract, rules: Ruleset) -> dict[str, Any]:
             entry["when"] = expr_text(layer.condition)
         if layer.from_date is not None:
             entry["from"] = layer.from_date.isoformat()
+        if layer.until is not None:
+            entry["until"] = layer.until.isoformat()
         entry["terms"] = _terms(layer.patch)
         layers.append(entry)
     addons = c.static_terms.get(("addons",))

@@ -168,7 +168,9 @@ class Invoice:
         contract's terms without building the lines' explanations.
         """
         if self._lines is None and self._build is not None:
-            items: tuple[Item, ...] = self._build[0].items(self._build[1], self._amounts)
+            items: tuple[Item, ...] = self._build[0].items(
+                self._build[1], self._amounts, self._build[2]
+            )
             return items
         return tuple(
             (ln.code, ln.description, ln.quantity, ln.unit, ln.unit_price, ln.amount)

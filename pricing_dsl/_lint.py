@@ -52,13 +52,15 @@ def _stmt_keys(stmt: A.Stmt, meters: Mapping[str, MeterInfo]) -> list[TermKey]:
     if isinstance(stmt, A.AddonStmt):
         return [("addon_price", stmt.id.text)]
     if isinstance(stmt, A.DiscountPercent):
-        return [("discount_pct", w.text) for w in stmt.targets]
+        # A time-limited discount is a layer of its own, not a restatement.
+        limited = ("limited",) if stmt.limit else ()
+        return [("discount_pct", w.text, *limited) for w in stmt.targets]
     if isinstance(stmt, A.DiscountFixed):
-        return [("discount_fixed",)]
+        return [("discount_fixed", *(("limited",) if stmt.limit else ()))]
     if isinstance(stmt, A.CapStmt):
         return [("cap", stmt.line.text)]
     if isinstance(stmt, A.MinimumStmt):
-        return [("minimum",)]
+        return [("minimum",)] if stmt.target is None else [("line_minimum", stmt.target.text)]
     if isinstance(stmt, A.RoundingStmt):
         return [("rounding",)]
     if isinstance(stmt, A.TermStmt):
@@ -475,7 +477,7 @@ def _monotone(plans: Plans, sig: tuple[bool, ...], meter: MeterInfo, period: Per
             reaching += 1
             if not 0 <= step.value <= 100:
                 return False
-        elif step.kind == "cap" and reaches:
+        elif step.kind in ("cap", "line_min") and (reaches or step.target not in ("addons",)):
             return False
         elif step.kind == "minimum":
             factor = fee_factor(period, plan.term)[0]
@@ -507,6 +509,10 @@ def lint(files: Iterable[A.File], result: CheckResult) -> list[Diagnostic]:
     return out
 
 
+def _value(s: Sourced[Any] | None) -> Any:
+    return None if s is None else s.value
+
+
 def _repeats_parent(decl: A.PlanDecl, c: ResolvedContract, result: CheckResult) -> list[Diagnostic]:
     if decl.parent is None:
         return []
@@ -518,9 +524,13 @@ def _repeats_parent(decl: A.PlanDecl, c: ResolvedContract, result: CheckResult) 
         return []
     out = []
     for key, value in own.patch.items():
-        if key[0] in ("discount_pct", "rounding"):
+        if key[0] in ("discount_pct", "rounding", "base_per", "addon_per"):
             continue
         inherited = parent.static_terms.get(key)
+        # A fee repeats its parent's only at the same price billed as often.
+        per = {"base": ("base_per",), "addon_price": ("addon_per", *key[1:])}.get(key[0])
+        if per is not None and _value(own.patch.get(per)) != _value(parent.static_terms.get(per)):
+            continue
         if inherited is not None and inherited.value == value.value:
             out.append(
                 _warn(

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _ast as A
 from ._checker import CheckResult, possible_lines
@@ -30,6 +30,9 @@ from ._incremental import IncrementalParser
 from ._parser import split_comment
 from ._ruleset import Ruleset, _no_gc_pauses, analyse
 from ._terms import STANDARD, ResolvedContract
+
+if TYPE_CHECKING:
+    from ._plan import MeterCharge
 
 __all__ = [
     "Analysis",
@@ -631,13 +634,15 @@ def line_formula(an: Analysis, contract_id: str, code: str) -> str | None:
         plan = build_plan(c, c.static_terms, Catalog(an.result.meters, an.result.addons))
     except Exception:  # terms the checker rejected: no plan to show
         return None
-    fees = ([] if plan.base is None else [plan.base]) + list(plan.addons)
-    for fee in fees:
+    for fee in plan.fees:
         if fee.code == code:
-            return (
-                f"`{code}` = {decimal_text(fee.price)} per month × months of the period "
-                f"(prorated by days for a partial month)\n\nfrom {', '.join(fee.sources)}"
+            how = (
+                "per month × months of the period (prorated by days for a partial month)"
+                if fee.per == "month"
+                else f"per {fee.per}, billed in advance in the month each {fee.per} of the "
+                "term starts (prorated by days when the term ends inside it)"
             )
+            return f"`{code}` = {decimal_text(fee.price)} {how}\n\nfrom {', '.join(fee.sources)}"
     for m in plan.meters:
         if m.meter.line_code != code:
             continue
@@ -650,14 +655,13 @@ def line_formula(an: Analysis, contract_id: str, code: str) -> str | None:
         else:
             free = "0 included"
         billable = f"max(0, {used} − {free})"
-        unit = m.meter.unit
         if m.mode == "flat":
-            text = f"{billable} × {decimal_text(m.prices[0])} per {unit}"
+            text = f"{billable} × {_price_text(m, 0)}"
         else:
             rows = []
-            for up_to, price in zip(m.bounds, m.prices, strict=True):
+            for k, up_to in enumerate(m.bounds):
                 bound = "above" if up_to is None else f"up to {decimal_text(up_to)}"
-                rows.append(f"- {bound}: {decimal_text(price)} per {unit}")
+                rows.append(f"- {bound}: {_price_text(m, k)}")
             how = (
                 "each unit priced in the tier it falls in"
                 if m.mode == "graduated"
@@ -675,10 +679,26 @@ def line_formula(an: Analysis, contract_id: str, code: str) -> str | None:
             text = f"−min({v}, subtotal)"
         elif step.kind == "cap":
             text = f"−max(0, `{step.target}` net of percentage discounts − {v})"
+        elif step.kind == "line_min":
+            text = f"max(0, {v} − `{step.target}` net of percentage discounts)"
         else:
             text = f"max(0, {v} − subtotal)"
         return f"`{code}` = {text}\n\nfrom {_where(step.source.span)}"
     return None
+
+
+def _price_text(m: MeterCharge, k: int) -> str:
+    """Tier ``k``'s price as a hover shows it: per unit or per block, and its flat fee."""
+    from ._invoice import decimal_text
+
+    block, down = m.block(k)
+    fee = m.fee(k)
+    unit = m.meter.unit
+    how = "whole blocks" if down else "started blocks"
+    text = f"{decimal_text(m.prices[k])} per " + (
+        unit if block is None else f"{decimal_text(block)} {unit}s ({how})"
+    )
+    return text + ("" if fee is None else f" plus {decimal_text(fee)}")
 
 
 def hover(
@@ -827,9 +847,16 @@ def completions(an: Analysis, path: str, text: str, line: int, char: int) -> lis
         )
         for code_ in sorted(lines | {"addons", "usage"}):
             add(code_, "line")
-    elif last == "cap":
-        for m in meters:
-            add(m.line_code, "line", m.name)
+    elif last in ("cap", "minimum"):
+        lines = (
+            set(possible_lines(contracts[owner], {m.id: m for m in meters}))
+            if owner in contracts
+            else {m.line_code for m in meters}
+        )
+        for code_ in sorted(
+            c for c in lines | {"addons", "usage"} if "." not in c or c.startswith("addon.")
+        ):
+            add(code_, "line")
     elif last == "expect":
         if owner in contracts:
             for code_ in sorted(possible_lines(contracts[owner], {m.id: m for m in meters})):
@@ -838,7 +865,8 @@ def completions(an: Analysis, path: str, text: str, line: int, char: int) -> lis
         add("error", "keyword")
     elif last in ("per", "unit") or (len(tokens) >= 3 and tokens[-2] == "included"):
         if last == "per":
-            add("month", "unit")
+            for interval in ("month", "quarter", "year"):
+                add(interval, "unit")
         for m in meters:
             add(m.unit, "unit", m.name)
             if last not in ("per", "unit"):

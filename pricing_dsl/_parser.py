@@ -229,8 +229,18 @@ class _Builder(Transformer[Token, Any]):
     def on_percent(self, meta: Any, c: list[Token]) -> A.PercentAllowance:
         return A.PercentAllowance(self._percent(c[0]), self._mspan(meta))
 
+    def on_unit_price(self, meta: Any, c: list[Any]) -> tuple[Any, ...]:
+        price, block, unit, rounded = c
+        return (
+            price,
+            None if block is None else self._number(block),
+            self._word(unit),
+            rounded is not None,
+        )
+
     def on_flat_rate(self, meta: Any, c: list[Any]) -> A.FlatRate:
-        return A.FlatRate(c[0], self._word(c[1]), self._mspan(meta))
+        price, block, unit, down = c[0]
+        return A.FlatRate(price, unit, self._mspan(meta), block, down)
 
     def on_tiered_rate(self, meta: Any, c: list[Any]) -> A.TieredRate:
         return A.TieredRate(str(c[0]), c[1], self._mspan(meta))
@@ -239,10 +249,12 @@ class _Builder(Transformer[Token, Any]):
         return tuple(c)
 
     def on_tier_upto(self, meta: Any, c: list[Any]) -> A.Tier:
-        return A.Tier(self._number(c[0]), c[1], self._word(c[2]), self._mspan(meta))
+        (price, block, unit, down), fee = c[1], c[2]
+        return A.Tier(self._number(c[0]), price, unit, self._mspan(meta), block, down, fee)
 
     def on_tier_above(self, meta: Any, c: list[Any]) -> A.Tier:
-        return A.Tier(None, c[0], self._word(c[1]), self._mspan(meta))
+        (price, block, unit, down), fee = c[0], c[1]
+        return A.Tier(None, price, unit, self._mspan(meta), block, down, fee)
 
     def on_when_block(self, meta: Any, c: list[Any]) -> A.WhenBlock:
         return A.WhenBlock(c[0], c[1], self._mspan(meta))
@@ -257,18 +269,27 @@ class _Builder(Transformer[Token, Any]):
         return A.ProrateStmt(self._word(c[0]), self._mspan(meta))
 
     def on_discount_percent(self, meta: Any, c: list[Any]) -> A.DiscountPercent:
-        return A.DiscountPercent(self._percent(c[0]), tuple(c[1:]), self._mspan(meta))
+        return A.DiscountPercent(self._percent(c[0]), tuple(c[1:-1]), self._mspan(meta), c[-1])
 
     def on_discount_fixed(self, meta: Any, c: list[Any]) -> A.DiscountFixed:
-        return A.DiscountFixed(c[0], self._opt_word(c[1]), self._word(c[2]), self._mspan(meta))
-
-    def on_cap(self, meta: Any, c: list[Any]) -> A.CapStmt:
-        return A.CapStmt(
-            self._word(c[0]), c[1], self._opt_word(c[2]), self._word(c[3]), self._mspan(meta)
+        return A.DiscountFixed(
+            c[0], self._opt_word(c[1]), self._word(c[2]), self._mspan(meta), c[3]
         )
 
+    def on_for_months(self, meta: Any, c: list[Any]) -> A.TimeLimit:
+        return A.TimeLimit(self._number(c[0]), self._word(c[1]), None, self._mspan(meta))
+
+    def on_until_date(self, meta: Any, c: list[Any]) -> A.TimeLimit:
+        return A.TimeLimit(None, None, self._date(c[0]), self._mspan(meta))
+
+    def on_cap(self, meta: Any, c: list[Any]) -> A.CapStmt:
+        return A.CapStmt(c[0], c[1], self._opt_word(c[2]), self._word(c[3]), self._mspan(meta))
+
     def on_minimum(self, meta: Any, c: list[Any]) -> A.MinimumStmt:
-        return A.MinimumStmt(c[0], self._opt_word(c[1]), self._word(c[2]), self._mspan(meta))
+        target, amount, currency, unit = c
+        return A.MinimumStmt(
+            amount, self._opt_word(currency), self._word(unit), self._mspan(meta), target
+        )
 
     # -- commitments and credits
     def _commitment(self, kind: str, meta: Any, c: list[Any]) -> A.CommitmentStmt:

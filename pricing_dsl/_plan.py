@@ -25,14 +25,18 @@ import calendar
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Any
 
+from . import _ast as A
 from ._conditions import compiled
 from ._decimal import CONTEXT, ROUNDING
 from ._errors import Diagnostic, PricingError
 from ._invoice import decimal_text
 from ._terms import (
+    FEE_INTERVALS,
     STANDARD,
     AddonInfo,
     AllowanceSpec,
@@ -107,6 +111,17 @@ def layer_tests(c: ResolvedContract) -> tuple[LayerTest, ...]:
         for layer in c.layers
         if layer.conditional
     )
+
+
+def reads_usage(e: A.Expr) -> bool:
+    """Whether a condition reads usage values (else it depends on the period alone)."""
+    if isinstance(e, A.RefExpr):
+        return True
+    if isinstance(e, A.BinaryExpr):
+        return reads_usage(e.left) or reads_usage(e.right)
+    if isinstance(e, A.NotExpr):
+        return reads_usage(e.operand)
+    return False
 
 
 def select_layers(
@@ -206,6 +221,102 @@ def allowance_factor(period: Period | None, term: Period | None) -> Decimal:
     return CONTEXT.divide(Decimal(covered.days), Decimal(period.days))
 
 
+def _add_months(d: date, months: int) -> date:
+    """``d`` plus whole months, the day kept or clamped to the month's last day."""
+    y, m = divmod(d.year * 12 + d.month - 1 + months, 12)
+    return date(y, m + 1, min(d.day, calendar.monthrange(y, m + 1)[1]))
+
+
+# Without a term, quarters and years follow the calendar: 1900-01-01 starts both.
+_CALENDAR = date(1900, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One billing interval of a quarterly or yearly fee that starts in a period.
+
+    ``billed`` is the share of the interval the fee is charged for: 1, or
+    days in the term / days in the interval when the term ends inside it.
+    """
+
+    start: date
+    end: date
+    last: date  # the interval's last day within the term
+    billed: Decimal
+    note: str | None  # e.g. "261/365 of a year (the term ends 2027-03-31)"
+
+
+@lru_cache(maxsize=4096)
+def intervals(per: str, covered: Period, term: Period | None) -> tuple[Interval, ...]:
+    """The intervals of a `per quarter` / `per year` fee that start within ``covered``.
+
+    Intervals run from the term's start, on its anniversaries (or every three
+    months from it); without a term they follow the calendar year or quarter.
+    A term that ends inside an interval bills that interval by days.
+    """
+    months = FEE_INTERVALS[per]
+    anchor = term.start if term is not None else _CALENDAR
+    elapsed = (covered.start.year - anchor.year) * 12 + covered.start.month - anchor.month
+    k = max(0, elapsed // months - 1)
+    out = []
+    while True:
+        start = _add_months(anchor, k * months)
+        if start > covered.end:
+            break
+        k += 1
+        if start < covered.start:
+            continue
+        end = _add_months(anchor, k * months) - timedelta(days=1)
+        last = end if term is None else min(end, term.end)
+        billed, note = ONE, None
+        if last < end:
+            used, days = (last - start).days + 1, (end - start).days + 1
+            billed = CONTEXT.divide(Decimal(used), Decimal(days))
+            note = f"{used}/{days} of a {per} (the term ends {last.isoformat()})"
+        out.append(Interval(start, end, last, billed, note))
+    return tuple(out)
+
+
+def fee_share(
+    per: str, period: Period | None, term: Period | None
+) -> tuple[Decimal, tuple[str, ...]]:
+    """How many of a fee's intervals a period bills, and the working.
+
+    A monthly fee: :func:`fee_factor`.  A quarterly or yearly fee is billed in
+    full, in advance, in the period in which each of its intervals starts
+    (within the term), prorated by days when the term ends inside the interval.
+    Without a period, a quarterly or yearly fee bills nothing (the caller
+    refuses to rate such a contract without a period).
+    """
+    if per == "month":
+        factor, note = fee_factor(period, term)
+        if note is None:
+            return factor, ()
+        return factor, (f"prorated: {note}" + (" in the term" if term else ""),)
+    if period is None:
+        return ZERO, ()
+    covered = period if term is None else period.intersect(term)
+    if covered is None:
+        return ZERO, ()
+    found = intervals(per, covered, term)
+    if not found:
+        return ZERO, (f"no {per}ly interval starts in {covered}",)
+    total = ZERO
+    notes = []
+    for iv in found:
+        total = CONTEXT.add(total, iv.billed)
+        notes.append(
+            f"{per}ly interval {iv.start.isoformat()} to {iv.end.isoformat()} starts in "
+            "this period: billed in advance" + (f", prorated {iv.note}" if iv.note else "")
+        )
+    return total, tuple(notes)
+
+
+def needs_period(plan: RatingPlan) -> bool:
+    """Whether the plan's fees depend on the period (a quarterly or yearly fee)."""
+    return any(fee.per != "month" for fee in plan.fees)
+
+
 def prorate_units(n: Decimal, factor: Decimal) -> Decimal:
     """``n`` free units times ``factor``, rounded down to the precision ``n`` is written in.
 
@@ -226,12 +337,13 @@ def prorate_units(n: Decimal, factor: Decimal) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class Fee:
-    """A monthly fee line: the base fee or an add-on."""
+    """A fixed fee line: the base fee or an add-on, billed per month, quarter or year."""
 
     code: str
     description: str
     price: Decimal
     sources: tuple[str, ...]
+    per: str = "month"
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,11 +386,34 @@ class Piece:
     """``max(0, min(used, upper) - lower) * price``: one tier's share of a graduated charge.
 
     ``lower`` already accounts for the free units; ``upper`` None is open-ended.
+    With a ``block``, the tier's units are cut into blocks first (partial
+    blocks round up, or down with ``down``) and the price is per block.
+    ``reach`` is the usage above which the tier's flat ``fee`` applies (None:
+    the first tier, reached at zero).
     """
 
     lower: Decimal
     upper: Decimal | None
     price: Decimal
+    block: Decimal | None = None
+    down: bool = False
+    fee: Decimal | None = None
+    reach: Decimal | None = None
+
+
+def blocks_of(units: Decimal, block: Decimal, down: bool) -> Decimal:
+    """The blocks ``units`` make: started blocks (round up), or whole ones with ``down``."""
+    whole = CONTEXT.divide_int(units, block)
+    if not down and CONTEXT.remainder(units, block) != 0:
+        whole += 1
+    return whole
+
+
+def priced(units: Decimal, price: Decimal, block: Decimal | None, down: bool) -> Decimal:
+    """``units`` at ``price`` per unit, or per block of ``block`` units (exact)."""
+    if block is None:
+        return CONTEXT.multiply(units, price)
+    return CONTEXT.multiply(blocks_of(units, block, down), price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,9 +424,11 @@ class Charge:
     free: Decimal
     billable: Decimal
     exact: Decimal  # before rounding
-    unit_price: Decimal | None  # None for graduated tables
+    unit_price: Decimal | None  # None unless the amount is billable x one unit price
     quantities: tuple[Decimal, ...]  # graduated: units in each tier reached; volume: ()
     chosen: int  # volume: the index of the tier that prices every unit
+    blocks: tuple[Decimal | None, ...] = ()  # blocks billed per tier reached (None: per unit)
+    fees: tuple[Decimal | None, ...] = ()  # flat fee charged per tier reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,13 +447,44 @@ class MeterCharge:
     prices: tuple[Decimal, ...]
     allowance: Allowance
     sources: tuple[str, ...]
+    blocks: tuple[Decimal | None, ...] = ()  # per tier: the block its price is for
+    down: tuple[bool, ...] = ()  # per tier: whole blocks only
+    fees: tuple[Decimal | None, ...] = ()  # per tier: its flat fee
+
+    def block(self, k: int) -> tuple[Decimal | None, bool]:
+        """Tier ``k``'s block size (None: priced per unit) and whether it rounds down."""
+        if not self.blocks:
+            return None, False
+        return self.blocks[k], self.down[k]
+
+    def fee(self, k: int) -> Decimal | None:
+        """Tier ``k``'s flat fee, if it has one."""
+        return self.fees[k] if self.fees else None
+
+    @property
+    def simple(self) -> bool:
+        """No blocks and no tier fees: every unit at a unit price."""
+        return not any(b is not None for b in self.blocks) and not any(
+            f is not None for f in self.fees
+        )
 
     def pieces(self, free: Decimal) -> tuple[Piece, ...]:
         """The graduated (or flat) charge as pieces, given the free units."""
         out = []
         lower = ZERO
-        for up_to, price in zip(self.bounds, self.prices, strict=True):
-            out.append(Piece(max(lower, free), up_to, price))
+        for k, (up_to, price) in enumerate(zip(self.bounds, self.prices, strict=True)):
+            block, down = self.block(k)
+            out.append(
+                Piece(
+                    max(lower, free),
+                    up_to,
+                    price,
+                    block,
+                    down,
+                    self.fee(k),
+                    None if k == 0 else lower,
+                )
+            )
             if up_to is None:
                 break
             lower = up_to
@@ -330,22 +498,56 @@ class MeterCharge:
         return len(self.bounds) - 1
 
     def rate(self, used: Decimal, free: Decimal) -> Charge:
-        """The reference arithmetic of this line (exact; the caller rounds it once)."""
+        """The reference arithmetic of this line (exact; the caller rounds it once).
+
+        Blocks: the units a tier prices (all billable units for a volume
+        table) are cut into blocks of the tier's size, rounded up (down with
+        `rounded down`), and priced per block.  Flat fees: in a graduated
+        table each tier the usage reaches adds its fee, the first tier at
+        zero usage too; a tier past the first is reached when the usage is
+        above the previous bound.  In a volume table only the chosen tier's
+        fee applies.
+        """
         billable = max(ZERO, used - free)
         if self.mode == "volume":
             i = self.volume_tier(used)
-            return Charge(used, free, billable, billable * self.prices[i], self.prices[i], (), i)
+            block, down = self.block(i)
+            fee = self.fee(i)
+            exact = priced(billable, self.prices[i], block, down)
+            if fee is not None:
+                exact += fee
+            unit_price = self.prices[i] if block is None and fee is None else None
+            counted = None if block is None else blocks_of(billable, block, down)
+            return Charge(used, free, billable, exact, unit_price, (), i, (counted,), (fee,))
         exact = ZERO
         quantities = []
+        counts: list[Decimal | None] = []
+        fees: list[Decimal | None] = []
         for piece in self.pieces(free):
             top = used if piece.upper is None else min(used, piece.upper)
             qty = max(ZERO, top - piece.lower)
-            exact += qty * piece.price
+            exact += priced(qty, piece.price, piece.block, piece.down)
+            counts.append(None if piece.block is None else blocks_of(qty, piece.block, piece.down))
+            reached = piece.reach is None or used > piece.reach
+            fee = piece.fee if reached else None
+            if fee is not None:
+                exact += fee
+            fees.append(fee)
             quantities.append(qty)
             if piece.upper is None or used <= piece.upper:
                 break
-        unit_price = self.prices[0] if self.mode == "flat" else None
-        return Charge(used, free, billable, exact, unit_price, tuple(quantities), -1)
+        unit_price = self.prices[0] if self.mode == "flat" and self.simple else None
+        return Charge(
+            used,
+            free,
+            billable,
+            exact,
+            unit_price,
+            tuple(quantities),
+            -1,
+            tuple(counts),
+            tuple(fees),
+        )
 
 
 # ---------------------------------------------------------- adjustments
@@ -356,9 +558,9 @@ class Adjustment:
     """One adjustment clause, in application order."""
 
     code: str
-    kind: str  # "pct" | "fixed" | "cap" | "minimum"
+    kind: str  # "pct" | "line_min" | "fixed" | "cap" | "minimum"
     value: Decimal  # the percentage, or the amount
-    target: str  # discount target or capped line; "" otherwise
+    target: str  # discount, line minimum or cap target; "" otherwise
     source: Sourced[Any]
 
     @property
@@ -370,11 +572,22 @@ class Adjustment:
             return f"{decimal_text(v)} discount"
         if self.kind == "cap":
             return f"{self.target} capped at {decimal_text(v)}"
+        if self.kind == "line_min":
+            return f"{self.target} minimum ({decimal_text(v)})"
         return f"Minimum commitment true-up ({decimal_text(v)})"
 
 
+# The fixed order of adjustment kinds, and each step's number in explanations.
+ORDER = ("pct", "line_min", "fixed", "cap", "minimum")
+
+
 def adjustments_of(terms: Mapping[TermKey, Sourced[Any]]) -> tuple[Adjustment, ...]:
-    """Percentage discounts, then fixed discounts, then caps, then the minimum true-up."""
+    """Percentage discounts, line minimums, the fixed discount, caps, the minimum true-up."""
+    line_min = [
+        Adjustment(f"minimum.{k[1]}", "line_min", v.value, k[1], v)
+        for k, v in terms.items()
+        if k[0] == "line_minimum"
+    ]
     pct = [
         Adjustment(f"discount.{k[1]}", "pct", v.value[0], k[1], v)
         for k, v in terms.items()
@@ -395,7 +608,7 @@ def adjustments_of(terms: Mapping[TermKey, Sourced[Any]]) -> tuple[Adjustment, .
         for k, v in terms.items()
         if k == ("minimum",)
     ]
-    return (*pct, *fixed, *caps, *minimum)
+    return (*pct, *line_min, *fixed, *caps, *minimum)
 
 
 def hits(target: str, codes: Sequence[str], kinds: Sequence[str]) -> tuple[int, ...]:
@@ -418,30 +631,46 @@ def apply_adjustments(
 
     ``reached[n]`` are the lines step n reaches (see :func:`hits`).
     ``factor`` is the share of a month the invoice bills fixed fees for: the
-    fixed discount and the minimum are monthly amounts and are prorated by
+    fixed discount and the minimums are monthly amounts and are prorated by
     it (0 on an invoice that bills no fees).  Must run in CONTEXT.
 
     1. A percentage discount takes its share of the lines it reaches.
-    2. A fixed discount takes its amount, never the subtotal below zero.
-    3. A cap takes what its line, net of percentage discounts, exceeds it by.
-    4. The minimum tops the subtotal up to its amount.
+    2. A line minimum tops its lines, net of their percentage discounts, up
+       to its amount (nothing when the invoice has none of its lines).
+    3. A fixed discount takes its amount, never the subtotal below zero.
+    4. A cap takes what its lines exceed it by: net of their percentage
+       discounts, plus the top-ups of line minimums whose lines it all reaches.
+    5. The minimum tops the subtotal up to its amount.
     """
     out: list[tuple[Decimal, Decimal, tuple[Any, ...]]] = []
     running = sum(amounts, ZERO)
     # What percentage discounts took off each line: a discount of that line
     # alone counts as its rounded line, a group discount by its exact share.
     taken: dict[int, Decimal] = {}
+    topups: list[tuple[frozenset[int], Decimal]] = []
+
+    def net_of(hit: Sequence[int]) -> Decimal:
+        return sum((amounts[i] + taken.get(i, ZERO) for i in hit), ZERO)
+
     for step, hit in zip(steps, reached, strict=True):
         if step.kind == "pct":
             base = sum((amounts[i] for i in hit), ZERO)
             exact = -(base * step.value / HUNDRED)
             work: tuple[Any, ...] = (hit,)
+        elif step.kind == "line_min":
+            net = net_of(hit)
+            exact = (
+                max(ZERO, CONTEXT.subtract(CONTEXT.multiply(step.value, factor), net))
+                if hit
+                else ZERO
+            )
+            work = (net,)
         elif step.kind == "fixed":
             exact = -min(CONTEXT.multiply(step.value, factor), max(running, ZERO))
             work = (running,)
         elif step.kind == "cap":
-            gross = amounts[hit[0]] if hit else ZERO
-            net = gross + taken.get(hit[0], ZERO) if hit else ZERO
+            lines = frozenset(hit)
+            net = net_of(hit) + sum((t for h, t in topups if h <= lines), ZERO) if hit else ZERO
             excess = max(ZERO, net - step.value)
             exact = -min(excess, max(running, ZERO))
             work = (net, excess)
@@ -455,6 +684,8 @@ def apply_adjustments(
             else:
                 for i in hit:
                     taken[i] = taken.get(i, ZERO) - amounts[i] * step.value / HUNDRED
+        elif step.kind == "line_min" and hit:
+            topups.append((frozenset(hit), amount))
         running += amount
         out.append((amount, exact, work))
     return out
@@ -495,6 +726,15 @@ class RatingPlan:
             *(a.code for a in self.adjustments),
         )
 
+    @property
+    def fees(self) -> tuple[Fee, ...]:
+        """The fixed fee lines: the base fee, then the add-ons."""
+        return self.addons if self.base is None else (self.base, *self.addons)
+
+    def fee_amounts(self, period: Period | None) -> tuple[Decimal, ...]:
+        """Each fee line's amount for a period, rounded once (see :func:`fee_share`)."""
+        return _fee_amounts(self.fees, period, self.term, self.minor_units, self.rounding)
+
     def round(self, d: Decimal) -> Decimal:
         """Round an exact amount once, to the currency's minor unit, in the plan's mode."""
         return d.quantize(QUANTUM[self.minor_units], ROUNDING[self.rounding], CONTEXT)
@@ -506,7 +746,8 @@ class RatingPlan:
             self.minor_units,
             self.rounding,
             self.base is not None,
-            # Each tier table by its tiers, and which of them is open-ended (`above`).
+            # Each tier table by its tiers, which of them is open-ended (`above`),
+            # and which are priced per block (rounding up or down) or have a flat fee.
             tuple(
                 (
                     m.meter.usage_key,
@@ -514,12 +755,29 @@ class RatingPlan:
                     m.mode,
                     tuple(b is None for b in m.bounds),
                     m.allowance.kind,
+                    tuple(
+                        (m.block(k)[0] is not None, m.block(k)[1], m.fee(k) is not None)
+                        for k in range(len(m.bounds))
+                    ),
                 )
                 for m in self.meters
             ),
             len(self.addons),
+            tuple(f.per for f in self.fees),
             tuple((a.kind, hit) for a, hit in zip(self.adjustments, self.reached, strict=True)),
         )
+
+
+@lru_cache(maxsize=4096)
+def _fee_amounts(
+    fees: tuple[Fee, ...], period: Period | None, term: Period | None, places: int, mode: str
+) -> tuple[Decimal, ...]:
+    quantum = QUANTUM[places]
+    out = []
+    for fee in fees:
+        share = fee_share(fee.per, period, term)[0]
+        out.append(CONTEXT.multiply(fee.price, share).quantize(quantum, ROUNDING[mode], CONTEXT))
+    return tuple(out)
 
 
 def _rounding(terms: Mapping[TermKey, Sourced[Any]]) -> str:
@@ -533,7 +791,10 @@ def allowance_of(meter: MeterInfo, terms: Mapping[TermKey, Sourced[Any]]) -> All
         return Allowance("none", ZERO, ZERO, ())
     spec: AllowanceSpec = spec_s.value
     if spec.kind == "percent":
-        mau_s = terms[("meter", "mau", "allowance")]
+        # A plan that includes no MAU allows no connections either.
+        mau_s = terms.get(("meter", "mau", "allowance"))
+        if mau_s is None:
+            return Allowance("percent", ZERO, spec.value, (src(spec_s),))
         return Allowance("percent", mau_s.value.value, spec.value, (src(spec_s), src(mau_s)))
     return Allowance("included", spec.value, ZERO, (src(spec_s),))
 
@@ -545,10 +806,17 @@ def build_plan(
     t = terms.get(("term",))
     term = None if t is None else Period(t.value[0], t.value[1])
     base_s = terms.get(("base",))
+    per_s = terms.get(("base_per",))
     base = (
         None
         if base_s is None
-        else Fee("base", f"Base fee ({c.name})", base_s.value, (src(base_s),))
+        else Fee(
+            "base",
+            f"Base fee ({c.name})",
+            base_s.value,
+            (src(base_s),),
+            "month" if per_s is None else per_s.value,
+        )
     )
     charges = []
     for meter in catalog.meters:
@@ -560,13 +828,29 @@ def build_plan(
             assert spec.price is not None
             bounds: tuple[Decimal | None, ...] = (None,)
             prices: tuple[Decimal, ...] = (spec.price,)
+            blocks: tuple[Decimal | None, ...] = (spec.block,)
+            down: tuple[bool, ...] = (spec.down,)
+            tier_fees: tuple[Decimal | None, ...] = (None,)
         else:
             bounds = tuple(tier.up_to for tier in spec.tiers)
             prices = tuple(tier.price for tier in spec.tiers)
+            blocks = tuple(tier.block for tier in spec.tiers)
+            down = tuple(tier.down for tier in spec.tiers)
+            tier_fees = tuple(tier.fee for tier in spec.tiers)
+        if all(b is None for b in blocks) and all(f is None for f in tier_fees):
+            blocks, down, tier_fees = (), (), ()  # the common case: priced per unit
         allowance = allowance_of(meter, terms)
         charges.append(
             MeterCharge(
-                meter, spec.mode, bounds, prices, allowance, (*allowance.sources, src(rate_s))
+                meter,
+                spec.mode,
+                bounds,
+                prices,
+                allowance,
+                (*allowance.sources, src(rate_s)),
+                blocks,
+                down,
+                tier_fees,
             )
         )
     listed = terms[("addons",)]
@@ -576,7 +860,9 @@ def build_plan(
         override = terms.get(("addon_price", addon_id))
         price = override.value if override is not None else info.price
         where = src(override) if override else f"{info.span.path}:{info.span.line}"
-        fees.append(Fee(f"addon.{addon_id}", info.name, price, (src(listed), where)))
+        per_s = terms.get(("addon_per", addon_id))
+        per = info.per if per_s is None else per_s.value
+        fees.append(Fee(f"addon.{addon_id}", info.name, price, (src(listed), where), per))
     steps = adjustments_of(terms)
     codes = [
         *([] if base is None else ["base"]),

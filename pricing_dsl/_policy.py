@@ -25,7 +25,7 @@ from typing import Any
 
 from . import _ast as A
 from ._checker import CheckResult, possible_lines
-from ._decimal import EXACT
+from ._decimal import CONTEXT
 from ._errors import Diagnostic, Span
 from ._suggest import did_you_mean
 from ._terms import AllowanceSpec, Layer, MeterInfo, RateSpec, ResolvedContract, Sourced, TermKey
@@ -640,13 +640,14 @@ class _PolicyChecker:
     ) -> Iterator[Finding]:
         spec: RateSpec = rate.value
         total = sum((d.value[0] for d in discounts), Decimal(0))
+        # A price per block of N units is price / N per unit.
         if spec.mode == "flat":
             assert spec.price is not None
-            prices: list[tuple[Decimal, str]] = [(spec.price, "")]
+            prices: list[tuple[Decimal, str]] = [(_per_unit(spec.price, spec.block), "")]
         else:
             prices = [
                 (
-                    t.price,
+                    _per_unit(t.price, t.block),
                     " in the tier "
                     + ("above the last bound" if t.up_to is None else f"up to {_num(t.up_to)}"),
                 )
@@ -657,7 +658,8 @@ class _PolicyChecker:
         )
         for price, tier in prices:
             # Discounts of one line add up (they do not compound); see language.md.
-            net = EXACT.divide(EXACT.multiply(price, HUNDRED - total), HUNDRED)
+            # CONTEXT, not EXACT: a price per block can be a repeating decimal per unit.
+            net = CONTEXT.divide(CONTEXT.multiply(price, HUNDRED - total), HUNDRED)
             if net >= limit.value:
                 continue
             if discounts:
@@ -830,3 +832,8 @@ def check_policies(files: Sequence[A.File], result: CheckResult) -> PolicyResult
     return PolicyResult(
         policies, approvals, tuple(exceptions), tuple(pc.errors), tuple(pc.warnings)
     )
+
+
+def _per_unit(price: Decimal, block: Decimal | None) -> Decimal:
+    """The price of one unit, for a price per unit or per block of units."""
+    return price if block is None else CONTEXT.divide(price, block)

@@ -24,7 +24,9 @@ from ._plan import (
     allowance_factor,
     apply_adjustments,
     fee_factor,
+    fee_share,
     hits,
+    needs_period,
     src,
 )
 from ._terms import ResolvedContract
@@ -41,7 +43,7 @@ def money(d: Decimal) -> str:
     return decimal_text(d)
 
 
-def _quantity_text(q: Decimal) -> Decimal:
+def quantity_text(q: Decimal) -> Decimal:
     """Quantities are shown exactly when they terminate, else to six places."""
     six = q.quantize(_SIX_PLACES, ROUND_HALF_EVEN, CONTEXT)
     if q == six:
@@ -55,25 +57,32 @@ def _quantity_text(q: Decimal) -> Decimal:
 def _fee_lines(plan: RatingPlan, period: Period | None) -> tuple[list[Line], list[Line]]:
     """The base line and the add-on lines for one service period."""
     term = plan.term
-    factor, note = fee_factor(period, term)
     service = period if term is None or period is None else period.intersect(term)
-    details = (f"prorated: {note}" + (" in the term" if term else ""),) if note else ()
-    qty = _quantity_text(factor)
+
+    # A monthly fee's factor is the period's, worked out once for every such fee.
+    monthly, note = fee_factor(period, term)
+    monthly_details: tuple[str, ...] = (
+        (f"prorated: {note}" + (" in the term" if term else ""),) if note else ()
+    )
 
     def line(fee: Fee) -> Line:
+        if fee.per == "month":
+            factor, details = monthly, monthly_details
+            formula = f"{money(fee.price)} per month × {note or '1 month'}"
+        else:
+            factor, details = fee_share(fee.per, period, term)
+            formula = f"{money(fee.price)} per {fee.per} × {decimal_text(quantity_text(factor))}"
         exact = CONTEXT.multiply(fee.price, factor)
         return Line(
             fee.code,
             fee.description,
-            qty,
-            "month",
+            quantity_text(factor),
+            fee.per,
             fee.price,
             plan.round(exact),
             "fee",
             service,
-            Explanation(
-                f"{money(fee.price)} per month × {note or '1 month'}", exact, fee.sources, details
-            ),
+            Explanation(formula, exact, fee.sources, details),
         )
 
     base = [] if plan.base is None else [line(plan.base)]
@@ -92,24 +101,55 @@ def _meter_line(
     if free_note:
         details.append(free_note)
     billable = worked.billable
+    unit = meter.unit
+
+    def term(k: int, qty: Decimal, price: Decimal) -> str:
+        """One tier's (or the flat rate's) charge: per unit, or per block."""
+        block, down = charge.block(k)
+        if block is None:
+            return f"{decimal_text(qty)} × {money(price)}"
+        n = worked.blocks[0 if charge.mode == "volume" else k]
+        assert n is not None
+        how = "whole blocks, rounded down" if down else "started blocks, rounded up"
+        details.append(
+            f"{decimal_text(qty)} {unit}s in blocks of {decimal_text(block)}: "
+            f"{decimal_text(n)} {how}"
+        )
+        return f"{decimal_text(n)} × {money(price)} per {decimal_text(block)} {unit}s"
+
+    def fee(k: int, bound: str) -> str:
+        charged = worked.fees[0 if charge.mode == "volume" else k] if worked.fees else None
+        if charged is None:
+            return ""
+        details.append(f"tier {bound}: flat fee {money(charged)}")
+        return f" + {money(charged)}"
+
     if charge.mode == "flat":
         price = charge.prices[0]
-        formula = f"{decimal_text(billable)} × {money(price)} per {meter.unit}"
+        formula = term(0, billable, price)
+        if charge.block(0)[0] is None:
+            formula += f" per {unit}"
     elif charge.mode == "graduated":
         parts = []
-        for qty, upper, price in zip(worked.quantities, charge.bounds, charge.prices, strict=False):
+        for k, (qty, upper, price) in enumerate(
+            zip(worked.quantities, charge.bounds, charge.prices, strict=False)
+        ):
             bound = "above" if upper is None else f"up to {decimal_text(upper)}"
-            parts.append(f"{decimal_text(qty)} × {money(price)}")
-            details.append(
-                f"tier {bound}: {decimal_text(qty)} × {money(price)} = {decimal_text(qty * price)}"
-            )
+            part = term(k, qty, price)
+            n = worked.blocks[k] if worked.blocks else None
+            exact = (qty if n is None else n) * price
+            details.append(f"tier {bound}: {part} = {decimal_text(exact)}")
+            parts.append(part + fee(k, bound))
         formula = " + ".join(parts) + " (graduated)"
     else:
         upper = charge.bounds[worked.chosen]
         price = charge.prices[worked.chosen]
         bound = "above" if upper is None else f"up to {decimal_text(upper)}"
         details.append(f"volume tier {bound} applies to all {decimal_text(billable)} billable")
-        formula = f"{decimal_text(billable)} × {money(price)} per {meter.unit} (volume)"
+        formula = term(worked.chosen, billable, price)
+        if charge.block(worked.chosen)[0] is None:
+            formula += f" per {unit}"
+        formula += fee(worked.chosen, bound) + " (volume)"
     return Line(
         meter.line_code,
         meter.name,
@@ -164,20 +204,34 @@ def _adjustments(plan: RatingPlan, lines: list[Line], factor: Decimal = ONE) -> 
                 if hit
                 else "step 1 (percentage discounts): no such line on this invoice"
             )
+        elif step.kind == "line_min":
+            shown = money(v) if factor == ONE else f"{money(v)} × {_fraction(factor)}"
+            hit = hits(step.target, codes, kinds)
+            text = f"max(0, {shown} - {money(work[0])})" if hit else "0"
+            detail = (
+                "step 2 (line minimums): tops up "
+                + ", ".join(codes[i] for i in hit)
+                + ", net of percentage discounts"
+                if hit
+                else "step 2 (line minimums): no such line on this invoice"
+            )
         elif step.kind == "fixed":
             shown = money(v) if factor == ONE else f"{money(v)} × {_fraction(factor)}"
             text = f"-min({shown}, subtotal {money(work[0])})"
-            detail = "step 2 (fixed discounts): never takes the invoice below zero"
+            detail = "step 3 (fixed discounts): never takes the invoice below zero"
         elif step.kind == "cap":
             net, excess = work
             text = f"-max(0, {money(net)} - {money(v)})"
-            detail = "step 3 (caps): on the line net of percentage discounts" + (
-                "" if excess == ZERO else f"; {money(excess)} above the cap"
+            detail = (
+                "step 4 (caps): on "
+                + (", ".join(codes[i] for i in hits(step.target, codes, kinds)) or "no line")
+                + " net of percentage discounts, with line minimums' top-ups"
+                + ("" if excess == ZERO else f"; {money(excess)} above the cap")
             )
         else:
             shown = money(v) if factor == ONE else f"{money(v)} × {_fraction(factor)}"
             text = f"max(0, {shown} - subtotal {money(work[0])})"
-            detail = "step 4 (minimum): tops the subtotal up to the minimum"
+            detail = "step 5 (minimum): tops the subtotal up to the minimum"
         out.append(
             Line(
                 step.code,
@@ -196,7 +250,7 @@ def _adjustments(plan: RatingPlan, lines: list[Line], factor: Decimal = ONE) -> 
 
 def _fraction(factor: Decimal) -> str:
     """A proration factor for people: `0.548387 of a month` (exact in the amount)."""
-    return f"{decimal_text(_quantity_text(factor))} of a month"
+    return f"{decimal_text(quantity_text(factor))} of a month"
 
 
 def _total(lines: list[Line]) -> Decimal:
@@ -207,6 +261,18 @@ def _check_in_term(
     c: ResolvedContract, plan: RatingPlan, usage: Usage, period: Period | None
 ) -> None:
     term = plan.term
+    if period is None and needs_period(plan):
+        per = next(fee.per for fee in plan.fees if fee.per != "month")
+        raise PricingError(
+            Diagnostic(
+                "E303",
+                f"`{c.id}` has a fee billed per {per}, in the month each {per} starts, "
+                "so the usage needs a period",
+                usage.source,
+                key="period",
+                hint="add `period: YYYY-MM` to the usage",
+            )
+        )
     if term is None:
         return
     if period is None:

@@ -37,7 +37,7 @@ from ._decimal import CONTEXT, EXACT, ROUNDING
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line, decimal_text
 from ._plan import QUANTUM, Catalog, Plans, src
-from ._rating import _quantity_text, issue_invoice
+from ._rating import issue_invoice, quantity_text
 from ._terms import CommitmentSpec, ResolvedContract, Sourced
 from ._usage import Period, Usage
 
@@ -466,17 +466,18 @@ def _money(d: Decimal) -> str:
 def _usage_side(code: str, usage_codes: frozenset[str]) -> bool | None:
     """Whether an issued invoice's adjustment line counts with its usage (True) or fees (False).
 
-    Caps reach usage lines only; a percentage discount reaches usage lines
-    when its target is a usage line or `usage`.  The fixed discount and the
-    minimum follow the fees (None: the caller decides by the invoice).
+    A percentage discount, a cap or a line minimum (`discount.T`, `cap.T`,
+    `minimum.T`) goes with the usage when its target T is a usage line or
+    `usage`, else (`base`, `addons`, an add-on) with the fees.  The fixed
+    discount and the invoice minimum follow the fees (None: the caller
+    decides by the invoice).
     """
-    if code.startswith("cap."):
-        return True
     if code in ("discount.fixed", "minimum"):
         return None
-    if code.startswith("discount."):
-        target = code.removeprefix("discount.")
-        return target == "usage" or target in usage_codes
+    for prefix in ("discount.", "cap.", "minimum."):
+        if code.startswith(prefix):
+            target = code.removeprefix(prefix)
+            return target == "usage" or target in usage_codes
     return None
 
 
@@ -632,7 +633,7 @@ def build_statement(
                     Line(
                         "prepaid",
                         f"Prepaid credit, year {fee_year.number}",
-                        _quantity_text(fee_year.factor),
+                        quantity_text(fee_year.factor),
                         "year",
                         prepaid.value.amount,
                         amount,

@@ -25,6 +25,8 @@ T = TypeVar("T")
 STANDARD = Span("<standard rates>", 0, 0, 0, 0)
 
 FIXED_PER = "month"
+# How often a fixed fee may be billed, and the months in each interval.
+FEE_INTERVALS = {"month": 1, "quarter": 3, "year": 12}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,9 @@ class Sourced(Generic[T]):
 class TierSpec:
     up_to: Decimal | None  # None: the final `above` tier
     price: Decimal
+    block: Decimal | None = None  # the price is per block of this many units
+    down: bool = False  # `rounded down`: only whole blocks are billed
+    fee: Decimal | None = None  # the row's flat fee (`plus 50.00`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,8 @@ class RateSpec:
     mode: str  # "flat" | "graduated" | "volume"
     price: Decimal | None  # flat only
     tiers: tuple[TierSpec, ...] = ()
+    block: Decimal | None = None  # flat only, as TierSpec.block
+    down: bool = False  # flat only, as TierSpec.down
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,7 @@ class AddonInfo:
     price: Decimal
     currency: str | None
     span: Span
+    per: str = "month"  # how often it is billed: "month", "quarter" or "year"
 
 
 # A term key names one term: ("base",), ("meter", "mau", "rate"),
@@ -106,6 +114,9 @@ class Layer:
     from_date: date | None = None
     label: str = ""
     span: Span = STANDARD
+    # A time-limited discount's last day; its `condition` says the same as
+    # `period.start <= until`, which is what selection evaluates.
+    until: date | None = None
 
     @property
     def conditional(self) -> bool:

@@ -582,7 +582,7 @@ def _separator_hint(got: Any) -> str | None:
 # rating context (100 digits): far beyond any real bill, far below trouble.
 LIMIT = Decimal(10) ** 15
 LIMIT_TEXT = "1,000,000,000,000,000"
-MAX_PLACES = 9
+MAX_PLACES = 12
 # Usage may be finer than prices, but not without end: 1E-999999 would make
 # a million-character explanation.  With at most 60 places, a usage value
 # times a price still fits the 100 digits rating computes with.

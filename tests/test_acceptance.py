@@ -6,6 +6,7 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,29 @@ def test_thirteen_month_invoice_sequence() -> None:
         )
         assert lines == item["lines_without_adjustments_nonzero"], item["issue_date"]
         assert str(invoice.total) == item["total"], item["issue_date"]
+
+
+MODELS = ACCEPTANCE / "models-9001"
+
+
+def _model_cases() -> list[dict[str, Any]]:
+    cases: list[dict[str, Any]] = json.loads((MODELS / "cases.json").read_text())["cases"]
+    return cases
+
+
+def test_pricing_model_cases_were_found() -> None:
+    assert len(_model_cases()) >= 13
+
+
+@pytest.mark.parametrize("engine", ["interpreter", "fast path"])
+def test_pricing_models_as_computed_independently(engine: str) -> None:
+    """Blocks, tier flat fees, line minimums, caps on groups, yearly fees, fine rates."""
+    rules = pricing_dsl.load(MODELS / "ruleset.pricing")
+    rate = rules.rate_reference if engine == "interpreter" else rules.rate
+    for case in _model_cases():
+        invoice = rate(case["contract"], case["usage"])
+        got = {ln.code: str(ln.amount) for ln in invoice.lines}
+        for code, amount in case.get("lines", {}).items():
+            assert got[code] == amount, (case["why"], code)
+        assert str(invoice.total) == case["total"], case["why"]
+        assert invoice.total == sum((ln.amount for ln in invoice.lines), Decimal(0))

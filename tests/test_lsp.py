@@ -224,10 +224,21 @@ def test_completion_of_ids_units_and_line_codes(project: L.Project) -> None:
         "video",
         "voice",
     ]
+    # A cap or a line minimum may target any line of the contract, or a group.
     text = 'contract b "B" extends starter {\n  cap \n}\n'
-    assert labels(project, "b.pricing", text, 1, 6)[:2] == ["mau_overage", "concurrency_overage"]
+    capped = labels(project, "b.pricing", text, 1, 6)
+    assert {"mau_overage", "concurrency_overage", "base", "usage", "addons"} <= set(capped)
+    assert not any(c.startswith(("discount.", "cap.")) for c in capped)
+    text = 'contract b "B" extends starter {\n  minimum \n}\n'
+    assert "video" in labels(project, "b.pricing", text, 1, 10)
     text = 'contract b "B" extends starter {\n  base 5 per \n}\n'
-    assert labels(project, "b.pricing", text, 1, 13)[:3] == ["month", "user", "connection"]
+    assert labels(project, "b.pricing", text, 1, 13)[:5] == [
+        "month",
+        "quarter",
+        "year",
+        "user",
+        "connection",
+    ]
     text = 'test "t" {\n  contract acme\n  expect \n}\n'
     assert labels(project, "b.pricing", text, 2, 9) == [
         "addon.hipaa",

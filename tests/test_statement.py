@@ -219,3 +219,23 @@ def test_a_statement_is_one_accounts() -> None:
     assert st.account == "a"
     # The first invoice already bills year 1's fees: the year is listed.
     assert [y.number for y in st.years] == [1]
+
+
+def test_caps_and_line_minimums_count_with_the_lines_they_reach() -> None:
+    # 2026-02-01 bills February's base 100.00, capped at 60.00 (cap.base -40.00, a
+    # fee adjustment), and January's usage: mau_overage 300.00 and video 0.00,
+    # topped up to 50.00 (minimum.video 50.00), then capped: usage 350.00 over
+    # 100.00 gives cap.usage -250.00.  Usage after discounts: 300.00 + 50.00 -
+    # 250.00 = 100.00, which the credit pays; the fee cap is not usage.
+    clauses = (
+        "cap base 60.00 per month\n  minimum video 50.00 per month\n"
+        "  cap usage 100.00 per month\n  credit 1_000.00\n  commit 10.00 per year on usage"
+    )
+    st = _st(clauses, {"2026-01": {"mau": 300}}, through="2026-02")
+    inv = st.invoices[-1]
+    assert inv.amounts["cap.base"] == Decimal("-40.00")
+    assert inv.amounts["minimum.video"] == Decimal("50.00")
+    assert inv.amounts["cap.usage"] == Decimal("-250.00")
+    assert inv.amounts["credit.applied"] == Decimal("-100.00")
+    assert inv.total == Decimal("60.00")
+    assert st.years[0].committed_spend == Decimal("100.00")

@@ -710,6 +710,13 @@ def generate(
     mode = plan.rounding
     if mode not in ROUNDING:
         raise NotCompilable(f"the rounding mode `{mode}` is unknown")
+    if any(not m.simple for m in plan.meters):
+        raise NotCompilable("it prices usage in blocks or has tier flat fees")
+    if any(f.per != "month" for f in plan.fees):
+        raise NotCompilable("it has a quarterly or yearly fee")
+    for step, hit in zip(plan.adjustments, plan.reached, strict=True):
+        if step.kind == "line_min" or (step.kind == "cap" and len(hit) > 1):
+            raise NotCompilable("it has a line minimum or a cap on a group of lines")
     slots = Slots(plan, prefix, types)
     texts = line_texts(plan)
     first: list[tuple[str, Num]] = []
