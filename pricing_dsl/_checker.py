@@ -421,7 +421,7 @@ class _Checker:
                     "E213",
                     "an add-on's display name belongs in the catalog, not in a plan or contract",
                     stmt.span,
-                    hint=f"write `addon {stmt.id.text} {stmt.price.text} per month`",
+                    hint=f"write `addon {stmt.id.text} {stmt.price.text} per {stmt.unit.text}`",
                 )
                 return []
             ok = self.check_price(stmt.price, f"the price of add-on `{stmt.id.text}`")
@@ -1144,6 +1144,7 @@ class _Checker:
         self.check_complete(decl, resolved)
         self.check_adjustment_targets(decl, resolved.layers)
         self.check_cap_minimum(decl, resolved)
+        self.check_fee_intervals(decl, resolved)
         self.check_discount_total(decl, resolved)
         self.check_commitment_term(decl, resolved)
         self.resolved[name] = resolved
@@ -1387,6 +1388,37 @@ class _Checker:
                     + did_you_mean(key[1], lines),
                     value.value[1].span if key[0] == "discount_pct" else value.span,
                     hint=f"{verb} one of its lines (" + ", ".join(sorted(lines)) + ")",
+                )
+
+    def check_fee_intervals(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+        """A `when` or `from` block may change a fee's price, not how often it is billed (E254).
+
+        Billing a yearly fee from a later month on would leave months unbilled
+        or bill them twice; a new interval is a new contract.
+        """
+        static = c.static_terms
+        for layer in c.layers:
+            if not layer.conditional:
+                continue
+            for key, value in layer.patch.items():
+                if key[0] not in ("base_per", "addon_per") or not _within(value.span, decl):
+                    continue
+                before = static.get(key)
+                if before is not None:
+                    was = before.value
+                elif key[0] == "addon_per" and key[1] in self.addons:
+                    was = self.addons[key[1]].per
+                else:
+                    was = "month"
+                if value.value == was:
+                    continue
+                self.error(
+                    "E254",
+                    f"a `when` or `from` block cannot change how often a fee is billed "
+                    f"(per {was} to per {value.value})",
+                    value.span,
+                    hint=f"keep `per {was}` here and change only the price; bill per "
+                    f"{value.value} in a new contract from that date",
                 )
 
     def check_cap_minimum(self, decl: A.PlanDecl, c: ResolvedContract) -> None:

@@ -256,17 +256,32 @@ def intervals(per: str, covered: Period, term: Period | None) -> tuple[Interval,
     """
     months = FEE_INTERVALS[per]
     anchor = term.start if term is not None else _CALENDAR
+
+    def start_of(k: int) -> date | None:
+        """Interval k's first day; None when it would start on a term's last day
+        only because its day was moved back to a shorter month's end (a term
+        from 2028-02-29 to 2033-02-28 is five years, not five and a day)."""
+        d = _add_months(anchor, k * months)
+        if k and term is not None and d == term.end and d.day != anchor.day:
+            return None
+        return d
+
     elapsed = (covered.start.year - anchor.year) * 12 + covered.start.month - anchor.month
     k = max(0, elapsed // months - 1)
     out = []
     while True:
-        start = _add_months(anchor, k * months)
-        if start > covered.end:
+        start = start_of(k)
+        if start is None or start > covered.end:
             break
         k += 1
         if start < covered.start:
             continue
-        end = _add_months(anchor, k * months) - timedelta(days=1)
+        following = start_of(k)
+        if following is None:  # the term's last day joins this interval
+            assert term is not None
+            end = term.end
+        else:
+            end = following - timedelta(days=1)
         last = end if term is None else min(end, term.end)
         billed, note = ONE, None
         if last < end:
@@ -620,19 +635,32 @@ def hits(target: str, codes: Sequence[str], kinds: Sequence[str]) -> tuple[int, 
     return tuple(i for i, c in enumerate(codes) if c == target)
 
 
+def usage_target(target: str, meters: Sequence[MeterInfo]) -> bool:
+    """Whether an adjustment's target is usage lines (`usage` or a meter's line code).
+
+    Every target reaches lines of one kind only: usage lines, or fee lines
+    (`base`, `addons`, `addon.<id>`); the fixed discount and the invoice
+    minimum (target "") reach the whole invoice.
+    """
+    return target == "usage" or any(m.line_code == target for m in meters)
+
+
 def apply_adjustments(
     steps: Sequence[Adjustment],
     reached: Sequence[tuple[int, ...]],
     amounts: Sequence[Decimal],
     rnd: Callable[[Decimal], Decimal],
     factor: Decimal = ONE,
+    factors: Sequence[Decimal] | None = None,
 ) -> list[tuple[Decimal, Decimal, tuple[Any, ...]]]:
     """Amount, exact amount and working of each step.  Every engine's adjustments.
 
     ``reached[n]`` are the lines step n reaches (see :func:`hits`).
     ``factor`` is the share of a month the invoice bills fixed fees for: the
     fixed discount and the minimums are monthly amounts and are prorated by
-    it (0 on an invoice that bills no fees).  Must run in CONTEXT.
+    it (0 on an invoice that bills no fees).  ``factors``, if given, is the
+    factor of each step instead (an issued invoice prorates a minimum on
+    usage lines by the usage month).  Must run in CONTEXT.
 
     1. A percentage discount takes its share of the lines it reaches.
     2. A line minimum tops its lines, net of their percentage discounts, up
@@ -648,7 +676,9 @@ def apply_adjustments(
     # alone counts as its rounded line, a group discount by its exact share.
     taken: dict[int, Decimal] = {}
     topups: list[tuple[frozenset[int], Decimal]] = []
-    for step, hit in zip(steps, reached, strict=True):
+    for n, (step, hit) in enumerate(zip(steps, reached, strict=True)):
+        if factors is not None:
+            factor = factors[n]
         if step.kind == "pct":
             base = sum((amounts[i] for i in hit), ZERO)
             exact = -(base * step.value / HUNDRED)

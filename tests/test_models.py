@@ -173,19 +173,38 @@ def test_export_shows_blocks_fees_intervals_and_limits(tmp_path: Path) -> None:
     assert out["layers"][-1]["until"] == "2026-09-30"
 
 
-def test_issued_invoices_take_a_limited_discount_by_the_month_they_bill_fees_for(
-    tmp_path: Path,
-) -> None:
+def test_issued_invoices_discount_usage_by_its_own_month(tmp_path: Path) -> None:
     rules = load(
         tmp_path,
         "contract c extends p {\n  term 2026-07-15 to 2027-07-14\n"
-        "  discount 10% on usage for 2 months\n}\n",
+        "  discount 10% on usage for 2 months\n  discount 20% on base for 2 months\n}\n",
     )
-    # Issued 2026-08-01: fees for August (month 2, discounted), usage of July:
-    # (2000 - 1000) x 0.10 = 100.00, less 10% = -10.00.
+    # Months 1 and 2 of the term are July and August 2026.  Usage is billed in
+    # arrears at its own month's terms, fees in advance at theirs.
+    # Issued 2026-08-01: August's fee (month 2): -20.00; July's usage
+    # (2000 - 1000) x 0.10 = 100.00 (month 1): -10.00.
     august = rules.invoice("c", date(2026, 8, 1), {"mau": 2000})
-    assert lines(august)["discount.usage"] == "-10.00"
-    # Issued 2026-09-01: fees for September (month 3): no discount on August's usage.
+    assert (lines(august)["discount.base"], lines(august)["discount.usage"]) == ("-20.00", "-10.00")
+    # Issued 2026-09-01: September's fee (month 3) is not discounted; August's usage is.
     september = rules.invoice("c", date(2026, 9, 1), {"mau": 2000})
-    assert "discount.usage" not in lines(september)
-    assert lines(september)["mau_overage"] == "100.00"
+    assert "discount.base" not in lines(september)
+    assert lines(september)["discount.usage"] == "-10.00"
+    # Issued 2026-10-01: September's usage (month 3): no discount.
+    october = rules.invoice("c", date(2026, 10, 1), {"mau": 2000})
+    assert "discount.usage" not in lines(october)
+
+
+def test_a_minimum_on_usage_over_the_issued_invoices_of_a_term_adds_up(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "contract c extends p {\n  term 2026-07-15 to 2027-07-14\n"
+        "  minimum video 50.00 per month\n}\n",
+    )
+    issued = [date(2026 + (6 + k) // 12, (6 + k) % 12 + 1, 1) for k in range(14)]
+    assert (issued[0], issued[-1]) == (date(2026, 7, 1), date(2027, 8, 1))
+    tops = [lines(rules.invoice("c", d, {})).get("minimum.video", "0.00") for d in issued]
+    # No usage on the first invoice; July 2026's usage (17 of 31 days):
+    # 50 x 17/31 = 27.419... -> 27.42; eleven whole months; July 2027's usage
+    # (14 of 31 days): 50 x 14/31 = 22.580... -> 22.58.
+    assert tops == ["0.00", "27.42", *["50.00"] * 11, "22.58"]
+    assert sum(Decimal(t) for t in tops) == Decimal("600.00")
