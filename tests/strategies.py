@@ -144,15 +144,33 @@ def usage_for(draw: st.DrawFn, points: list[int], n: int) -> dict[str, Any]:
 # and every block edge (allowance + k blocks), and periods fall before, on and
 # after the discounts' last months and the fees' interval starts.
 
-MODEL_TERMS = ["", "2026-07-01 to 2026-12-31", "2026-07-10 to 2027-07-09", "2026-01-31 to 2027-03-15"]
-MODEL_PERIODS = ["2026-01", "2026-04", "2026-07", "2026-08", "2026-10", "2027-01", "2027-03", "2027-07"]
+MODEL_TERMS = [
+    "",
+    "2026-07-01 to 2026-12-31",
+    "2026-07-10 to 2027-07-09",
+    "2026-01-31 to 2027-03-15",
+]
+MODEL_PERIODS = [
+    "2026-01",
+    "2026-04",
+    "2026-07",
+    "2026-08",
+    "2026-10",
+    "2027-01",
+    "2027-03",
+    "2027-07",
+]
 money = st.decimals(min_value=0, max_value=500, places=2, allow_nan=False, allow_infinity=False)
 # Up to twelve decimal places, the language's finest.
-fine_prices = st.decimals(min_value=0, max_value=1, places=12, allow_nan=False, allow_infinity=False)
+fine_prices = st.decimals(
+    min_value=0, max_value=1, places=12, allow_nan=False, allow_infinity=False
+)
 
 
 def _block_sizes(whole: bool) -> st.SearchStrategy[str]:
-    sizes = ["1", "10", "60", "100", "1_000"] if whole else ["0.5", "1", "2.5", "60", "100", "1_000"]
+    sizes = (
+        ["1", "10", "60", "100", "1_000"] if whole else ["0.5", "1", "2.5", "60", "100", "1_000"]
+    )
     return st.sampled_from(sizes)
 
 
@@ -226,7 +244,9 @@ def model_ruleset(draw: st.DrawFn) -> tuple[str, list[int]]:
     limits = [""] + ([" for 1 months", " for 3 months", " for 7 months"] if term else [])
     limits += [" until 2026-07-31", " until 2026-12-31"]
     for target in draw(st.lists(st.sampled_from(lines), max_size=3, unique=True)):
-        contract.append(f"  discount {draw(st.integers(0, 30))}% on {target}{draw(st.sampled_from(limits))}")
+        contract.append(
+            f"  discount {draw(st.integers(0, 30))}% on {target}{draw(st.sampled_from(limits))}"
+        )
     if draw(st.booleans()):
         contract.append(f"  discount {draw(money)} per month{draw(st.sampled_from(limits))}")
     minimums: dict[str, int] = {}

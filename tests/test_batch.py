@@ -337,7 +337,7 @@ def test_generated_pricing_models_agree(data: st.DataObject, tmp_path_factory: A
     usage = tmp / f"usage.{in_fmt}"
     write_usage(usage, records)
     out_fmt = data.draw(st.sampled_from(FORMATS))
-    _py, dk = both(rules, usage, tmp, out_fmt)
+    _py, _dk = both(rules, usage, tmp, out_fmt)
     textual = [{k: str(v) for k, v in r.items()} for r in records]
     assert read_rows(tmp / f"dk.{out_fmt}") == expected(
         rules, textual if in_fmt == "csv" else records
