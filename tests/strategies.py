@@ -259,6 +259,27 @@ def model_ruleset(draw: st.DrawFn) -> tuple[str, list[int]]:
         contract.append(f"  cap {target} {cap} per month")
     if draw(st.booleans()):
         contract.append(f"  minimum {draw(st.integers(0, 20000))} per month")
+    # The same constructs in a dated and a conditional layer.
+    if draw(st.booleans()):
+        unit = draw(st.sampled_from(["month", "quarter", "year"]))
+        video = draw(model_meter("video", "minute", False))
+        contract.append(f"  from 2027-01-01 {{\n    base {draw(money)} per {unit}\n  {video}\n  }}")
+    if draw(st.booleans()):
+        threshold = draw(st.integers(0, 50_000))
+        POINTS.append(threshold)
+        target = draw(st.sampled_from(lines))
+        cap = minimums.get(target, 0) + draw(st.integers(0, 1000))
+        body = draw(
+            st.sampled_from(
+                [
+                    f"cap {target} {cap} per month",
+                    f"sms {draw(model_price('message', False, 0))}",
+                    # At most 10% more, so no line's discounts pass 100% (E223).
+                    f"discount {draw(st.integers(0, 10))}% on {target}",
+                ]
+            )
+        )
+        contract.append(f"  when mau >= {threshold} {{\n    {body}\n  }}")
     text = "\n".join(
         [
             f"currency {currency}",
