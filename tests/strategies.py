@@ -261,9 +261,11 @@ def model_ruleset(draw: st.DrawFn) -> tuple[str, list[int]]:
         contract.append(f"  minimum {draw(st.integers(0, 20000))} per month")
     # The same constructs in a dated and a conditional layer.
     if draw(st.booleans()):
-        unit = draw(st.sampled_from(["month", "quarter", "year"]))
+        # A new price, billed as often as before (a different interval is E254).
         video = draw(model_meter("video", "minute", False))
-        contract.append(f"  from 2027-01-01 {{\n    base {draw(money)} per {unit}\n  {video}\n  }}")
+        contract.append(
+            f"  from 2027-01-01 {{\n    base {draw(money)} per {base_unit}\n  {video}\n  }}"
+        )
     if draw(st.booleans()):
         threshold = draw(st.integers(0, 50_000))
         POINTS.append(threshold)
