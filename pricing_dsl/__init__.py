@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line
 from ._ruleset import Ruleset, load, loads
+from ._statement import LedgerEntry, Statement, YearSummary
 from ._usage import Period, Usage
 
 if TYPE_CHECKING:
@@ -49,14 +50,17 @@ __all__ = [
     "Diagnostic",
     "Explanation",
     "Invoice",
+    "LedgerEntry",
     "Line",
     "MeterOptions",
     "MeterResult",
     "Period",
     "PricingError",
     "Ruleset",
+    "Statement",
     "Usage",
     "UsageRecord",
+    "YearSummary",
     "load",
     "loads",
     "meter",

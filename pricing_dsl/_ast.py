@@ -304,6 +304,27 @@ class ApprovedStmt:
     span: Span
 
 
+# ------------------------------------------------ commitments and credits
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentStmt:
+    """``commit AMOUNT [CODE] per year [on usage]``, ``prepaid AMOUNT [CODE] per year
+    [rollover]`` or ``credit AMOUNT [CODE]``.
+
+    ``kind`` is ``"commit"``, ``"prepaid"`` or ``"credit"``.  Every optional
+    part is kept whatever the kind, so the checker can word a misplaced one.
+    """
+
+    kind: str
+    amount: Number
+    currency: Word | None
+    unit: Word | None
+    on: Word | None
+    rollover: Word | None
+    span: Span
+
+
 Stmt = (
     CurrencyStmt
     | RoundingStmt
@@ -320,6 +341,7 @@ Stmt = (
     | CapStmt
     | MinimumStmt
     | ApprovedStmt
+    | CommitmentStmt
 )
 
 

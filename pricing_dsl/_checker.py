@@ -26,6 +26,7 @@ from ._terms import (
     STANDARD,
     AddonInfo,
     AllowanceSpec,
+    CommitmentSpec,
     Layer,
     MeterInfo,
     RateSpec,
@@ -420,7 +421,7 @@ class _Checker:
                     "E213",
                     "an add-on's display name belongs in the catalog, not in a plan or contract",
                     stmt.span,
-                    hint=f"write `addon {stmt.id.text} {stmt.price.text} per month`",
+                    hint=f"write `addon {stmt.id.text} {stmt.price.text} per {stmt.unit.text}`",
                 )
                 return []
             ok = self.check_price(stmt.price, f"the price of add-on `{stmt.id.text}`")
@@ -497,7 +498,109 @@ class _Checker:
                 key = ("line_minimum", stmt.target.text)
                 return [(key, Sourced(stmt.amount.value, stmt.span))]
             return [(("minimum",), Sourced(stmt.amount.value, stmt.span))]
+        if isinstance(stmt, A.CommitmentStmt):
+            return self.commitment_patch(stmt, decl, context)
         raise AssertionError(f"unhandled statement {type(stmt).__name__}")
+
+    # ------------------------------------------------ commitments and credits
+    def commitment_patch(
+        self, stmt: A.CommitmentStmt, decl: A.PlanDecl, context: str
+    ) -> list[tuple[TermKey, Sourced[Any]]]:
+        """``commit``, ``prepaid`` and ``credit``: contract-wide amounts, checked part by part."""
+        kind = stmt.kind
+        if context != "body":
+            self.error(
+                "E214",
+                f"`{kind}` cannot be used inside a {context} block",
+                stmt.span,
+                hint=f"move it to the top level of `{decl.id.text}`: commitments and credits "
+                "hold for the whole term",
+            )
+            return []
+        ok = self.check_size(stmt.amount, f"the `{kind}` amount")
+        if ok and stmt.amount.value < 0:
+            self.error(
+                "E205",
+                f"a `{kind}` amount cannot be negative ({stmt.amount.text})",
+                stmt.amount.span,
+                hint="write the amount the customer commits to, prepays or is given, "
+                "as a positive number",
+            )
+            ok = False
+        ok &= self.check_amount_currency(stmt.currency, f"the `{kind}` amount")
+        if kind == "credit":
+            if stmt.unit is not None:
+                self.error(
+                    "E263",
+                    f"a promotional `credit` is given once, not per {stmt.unit.text}",
+                    stmt.unit.span,
+                    hint=f"write `credit {stmt.amount.text}`; for credit every year, "
+                    f"use `prepaid {stmt.amount.text} per year`",
+                )
+                ok = False
+        elif stmt.unit is None:
+            self.error(
+                "E260",
+                f"`{kind}` needs `per year`: it is an amount per contract year",
+                stmt.span,
+                hint=f"write `{kind} {stmt.amount.text} per year`",
+            )
+            ok = False
+        elif stmt.unit.text != "year":
+            self.error(
+                "E204",
+                f"a `{kind}` is an amount per contract year, not per {stmt.unit.text}",
+                stmt.unit.span,
+                hint="write `per year`; for a monthly floor use `minimum AMOUNT per month`"
+                if kind == "commit"
+                else "write `per year`",
+            )
+            ok = False
+        if stmt.on is not None and (kind != "commit" or stmt.on.text != "usage"):
+            self.error(
+                "E262",
+                f"`on {stmt.on.text}` does not fit a `{kind}`"
+                if kind != "commit"
+                else f"a commitment counts all lines or usage lines, not `{stmt.on.text}`",
+                stmt.on.span,
+                hint="only a commitment takes `on usage` (to count usage lines only)"
+                if kind != "commit"
+                else "write `on usage`, or nothing to count every line",
+            )
+            ok = False
+        if stmt.rollover is not None and kind != "prepaid":
+            self.error(
+                "E261",
+                f"`rollover` applies to prepaid credit, not to a `{kind}`",
+                stmt.rollover.span,
+                hint=f"remove `rollover`, or sell the credit in advance: "
+                f"`prepaid {stmt.amount.text} per year rollover`",
+            )
+            ok = False
+        if not ok:
+            return []
+        spec = CommitmentSpec(
+            kind,
+            stmt.amount.value,
+            on_usage=stmt.on is not None,
+            rollover=stmt.rollover is not None,
+        )
+        return [((kind,), Sourced(spec, stmt.span))]
+
+    def check_commitment_term(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+        """Contract years run from the term's start: a commitment or credit needs a term."""
+        if ("term",) in c.static_terms:
+            return
+        for kind in ("commit", "prepaid", "credit"):
+            found = c.static_terms.get((kind,))
+            if found is not None and _within(found.span, decl):
+                self.error(
+                    "E264",
+                    f"`{kind}` needs a contract term, and `{decl.id.text}` has none",
+                    found.span,
+                    hint="add `term START to END` (contract years run from START); "
+                    "in a plan, state the commitment in the contracts that extend it instead",
+                )
 
     def check_time_limit(self, limit: A.TimeLimit) -> bool:
         """`for N months` (N a whole number from 1) or `until` the last day of a month."""
@@ -586,6 +689,9 @@ class _Checker:
                 "currency",
                 "rounding",
                 "prorate",
+                "commit",
+                "prepaid",
+                "credit",
             )
             self.error(
                 "E208",
@@ -1038,7 +1144,9 @@ class _Checker:
         self.check_complete(decl, resolved)
         self.check_adjustment_targets(decl, resolved.layers)
         self.check_cap_minimum(decl, resolved)
+        self.check_fee_intervals(decl, resolved)
         self.check_discount_total(decl, resolved)
+        self.check_commitment_term(decl, resolved)
         self.resolved[name] = resolved
         return resolved
 
@@ -1280,6 +1388,37 @@ class _Checker:
                     + did_you_mean(key[1], lines),
                     value.value[1].span if key[0] == "discount_pct" else value.span,
                     hint=f"{verb} one of its lines (" + ", ".join(sorted(lines)) + ")",
+                )
+
+    def check_fee_intervals(self, decl: A.PlanDecl, c: ResolvedContract) -> None:
+        """A `when` or `from` block may change a fee's price, not how often it is billed (E254).
+
+        Billing a yearly fee from a later month on would leave months unbilled
+        or bill them twice; a new interval is a new contract.
+        """
+        static = c.static_terms
+        for layer in c.layers:
+            if not layer.conditional:
+                continue
+            for key, value in layer.patch.items():
+                if key[0] not in ("base_per", "addon_per") or not _within(value.span, decl):
+                    continue
+                before = static.get(key)
+                if before is not None:
+                    was = before.value
+                elif key[0] == "addon_per" and key[1] in self.addons:
+                    was = self.addons[key[1]].per
+                else:
+                    was = "month"
+                if value.value == was:
+                    continue
+                self.error(
+                    "E254",
+                    f"a `when` or `from` block cannot change how often a fee is billed "
+                    f"(per {was} to per {value.value})",
+                    value.span,
+                    hint=f"keep `per {was}` here and change only the price; bill per "
+                    f"{value.value} in a new contract from that date",
                 )
 
     def check_cap_minimum(self, decl: A.PlanDecl, c: ResolvedContract) -> None:

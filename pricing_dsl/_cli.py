@@ -18,7 +18,7 @@ from ._usage import load_usage_file
 __all__ = ["main"]
 
 
-_SCHEMAS = ("usage", "invoice", "export", "diagnostics", "approvals", "diff")
+_SCHEMAS = ("usage", "invoice", "export", "diagnostics", "approvals", "diff", "statement", "ledger")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +88,26 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--explain", action="store_true", help="show how each line was derived")
     p.set_defaults(func=_cmd_invoice, subparser=p)
+
+    p = sub.add_parser(
+        "statement",
+        help="every invoice of a contract's term, with its commitments, credits and ledger",
+    )
+    _add_paths(p)
+    p.add_argument("--contract", required=True, metavar="ID", help="plan or contract id")
+    p.add_argument(
+        "--usage",
+        required=True,
+        metavar="DIR_OR_JSONL",
+        help="the usage by month: a directory of usage files, or a JSON Lines file "
+        "(records naming another contract are left out)",
+    )
+    p.add_argument(
+        "--through", metavar="YYYY-MM", help="the month of the last invoice (default: the last)"
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--explain", action="store_true", help="show how each line was derived")
+    p.set_defaults(func=_cmd_statement, subparser=p)
 
     p = sub.add_parser("test", help="run the `test` blocks of rulesets")
     _add_paths(p)
@@ -314,6 +334,21 @@ def _cmd_invoice(args: argparse.Namespace) -> int:
     )
     inv = rules.invoice(_contract_id(args, usage.contract), args.date, usage)
     _print_invoice(inv, args)
+    return 0
+
+
+def _cmd_statement(args: argparse.Namespace) -> int:
+    from ._statement import statement_text
+    from ._whatif import usage_records
+
+    rules = load(*args.paths)
+    rules.contract(args.contract)  # an unknown id is named before any usage is read
+    records = [u for u in usage_records(args.usage, rules) if u.contract in (None, args.contract)]
+    st = rules.statement(args.contract, records, through=args.through)
+    if args.format == "json":
+        sys.stdout.write(_output.dumps(st.to_dict(explain=True)))
+    else:
+        sys.stdout.write(statement_text(st, explain=args.explain))
     return 0
 
 

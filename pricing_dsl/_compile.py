@@ -37,6 +37,7 @@ from ._plan import (
     apply_adjustments,
     fee_share,
     needs_period,
+    reads_usage,
 )
 from ._rating import quantity_text as _quantity
 from ._rating import rate
@@ -450,8 +451,11 @@ class CompiledContract:
         self.meta = (c.id, c.name, c.currency, c.minor_units)
         self.wholes = {m.usage_key: m.whole for m in self.catalog.meters}
         self.variants: dict[LayerKey, Variant] = {}
-        self.conditions = any(condition is not None for _, condition, _ in plans.tests)
-        # Without `when` layers the variant depends on the period alone.
+        # Conditions on the period alone (a time-limited discount's) do not read usage.
+        self.conditions = any(
+            layer.condition is not None and reads_usage(layer.condition) for layer in c.layers
+        )
+        # Without `when` layers that read usage the variant depends on the period alone.
         self.by_period: dict[str | None, Any] | None = None if self.conditions else {}
 
     def variant(self, key: LayerKey) -> Variant:

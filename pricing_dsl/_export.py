@@ -9,7 +9,15 @@ from typing import Any
 from . import _ast as A
 from ._invoice import decimal_text
 from ._ruleset import Ruleset
-from ._terms import STANDARD, AllowanceSpec, RateSpec, ResolvedContract, Sourced, TermKey
+from ._terms import (
+    STANDARD,
+    AllowanceSpec,
+    CommitmentSpec,
+    RateSpec,
+    ResolvedContract,
+    Sourced,
+    TermKey,
+)
 
 __all__ = ["export", "expr_text"]
 
@@ -72,6 +80,13 @@ def _value(key: TermKey, v: Any) -> Any:
         }
     if isinstance(v, AllowanceSpec):
         return {"kind": v.kind, "value": decimal_text(v.value)}
+    if isinstance(v, CommitmentSpec):
+        return {
+            "amount": decimal_text(v.amount),
+            "per": None if v.kind == "credit" else "year",
+            "on": "usage" if v.on_usage else "all",
+            "rollover": v.rollover,
+        }
     if key == ("term",):
         return {"start": v[0].isoformat(), "end": v[1].isoformat()}
     if key[0] == "discount_pct":

@@ -65,6 +65,8 @@ def _stmt_keys(stmt: A.Stmt, meters: Mapping[str, MeterInfo]) -> list[TermKey]:
         return [("rounding",)]
     if isinstance(stmt, A.TermStmt):
         return [("term",)]
+    if isinstance(stmt, A.CommitmentStmt):
+        return [(stmt.kind,)]
     return []
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _ast as A
 from ._checker import CheckResult, possible_lines
@@ -30,6 +30,9 @@ from ._incremental import IncrementalParser
 from ._parser import split_comment
 from ._ruleset import Ruleset, _no_gc_pauses, analyse
 from ._terms import STANDARD, ResolvedContract
+
+if TYPE_CHECKING:
+    from ._plan import MeterCharge
 
 __all__ = [
     "Analysis",
@@ -631,13 +634,15 @@ def line_formula(an: Analysis, contract_id: str, code: str) -> str | None:
         plan = build_plan(c, c.static_terms, Catalog(an.result.meters, an.result.addons))
     except Exception:  # terms the checker rejected: no plan to show
         return None
-    fees = ([] if plan.base is None else [plan.base]) + list(plan.addons)
-    for fee in fees:
+    for fee in plan.fees:
         if fee.code == code:
-            return (
-                f"`{code}` = {decimal_text(fee.price)} per month × months of the period "
-                f"(prorated by days for a partial month)\n\nfrom {', '.join(fee.sources)}"
+            how = (
+                "per month × months of the period (prorated by days for a partial month)"
+                if fee.per == "month"
+                else f"per {fee.per}, billed in advance in the month each {fee.per} of the "
+                "term starts (prorated by days when the term ends inside it)"
             )
+            return f"`{code}` = {decimal_text(fee.price)} {how}\n\nfrom {', '.join(fee.sources)}"
     for m in plan.meters:
         if m.meter.line_code != code:
             continue
@@ -650,14 +655,13 @@ def line_formula(an: Analysis, contract_id: str, code: str) -> str | None:
         else:
             free = "0 included"
         billable = f"max(0, {used} − {free})"
-        unit = m.meter.unit
         if m.mode == "flat":
-            text = f"{billable} × {decimal_text(m.prices[0])} per {unit}"
+            text = f"{billable} × {_price_text(m, 0)}"
         else:
             rows = []
-            for up_to, price in zip(m.bounds, m.prices, strict=True):
+            for k, up_to in enumerate(m.bounds):
                 bound = "above" if up_to is None else f"up to {decimal_text(up_to)}"
-                rows.append(f"- {bound}: {decimal_text(price)} per {unit}")
+                rows.append(f"- {bound}: {_price_text(m, k)}")
             how = (
                 "each unit priced in the tier it falls in"
                 if m.mode == "graduated"
@@ -681,6 +685,20 @@ def line_formula(an: Analysis, contract_id: str, code: str) -> str | None:
             text = f"max(0, {v} − subtotal)"
         return f"`{code}` = {text}\n\nfrom {_where(step.source.span)}"
     return None
+
+
+def _price_text(m: MeterCharge, k: int) -> str:
+    """Tier ``k``'s price as a hover shows it: per unit or per block, and its flat fee."""
+    from ._invoice import decimal_text
+
+    block, down = m.block(k)
+    fee = m.fee(k)
+    unit = m.meter.unit
+    how = "whole blocks" if down else "started blocks"
+    text = f"{decimal_text(m.prices[k])} per " + (
+        unit if block is None else f"{decimal_text(block)} {unit}s ({how})"
+    )
+    return text + ("" if fee is None else f" plus {decimal_text(fee)}")
 
 
 def hover(

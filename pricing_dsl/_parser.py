@@ -291,6 +291,28 @@ class _Builder(Transformer[Token, Any]):
             amount, self._opt_word(currency), self._word(unit), self._mspan(meta), target
         )
 
+    # -- commitments and credits
+    def _commitment(self, kind: str, meta: Any, c: list[Any]) -> A.CommitmentStmt:
+        amount, currency, unit, on, rollover = c
+        return A.CommitmentStmt(
+            kind,
+            amount,
+            self._opt_word(currency),
+            self._opt_word(unit),
+            self._opt_word(on),
+            self._opt_word(rollover),
+            self._mspan(meta),
+        )
+
+    def on_commit_stmt(self, meta: Any, c: list[Any]) -> A.CommitmentStmt:
+        return self._commitment("commit", meta, c)
+
+    def on_prepaid_stmt(self, meta: Any, c: list[Any]) -> A.CommitmentStmt:
+        return self._commitment("prepaid", meta, c)
+
+    def on_credit_stmt(self, meta: Any, c: list[Any]) -> A.CommitmentStmt:
+        return self._commitment("credit", meta, c)
+
     # -- policies and approvals
     def on_policy(self, meta: Any, c: list[Any]) -> A.PolicyDecl:
         return A.PolicyDecl(

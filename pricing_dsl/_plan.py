@@ -30,6 +30,7 @@ from decimal import ROUND_FLOOR, Decimal
 from functools import lru_cache
 from typing import Any
 
+from . import _ast as A
 from ._conditions import compiled
 from ._decimal import CONTEXT, ROUNDING
 from ._errors import Diagnostic, PricingError
@@ -110,6 +111,17 @@ def layer_tests(c: ResolvedContract) -> tuple[LayerTest, ...]:
         for layer in c.layers
         if layer.conditional
     )
+
+
+def reads_usage(e: A.Expr) -> bool:
+    """Whether a condition reads usage values (else it depends on the period alone)."""
+    if isinstance(e, A.RefExpr):
+        return True
+    if isinstance(e, A.BinaryExpr):
+        return reads_usage(e.left) or reads_usage(e.right)
+    if isinstance(e, A.NotExpr):
+        return reads_usage(e.operand)
+    return False
 
 
 def select_layers(
@@ -244,17 +256,32 @@ def intervals(per: str, covered: Period, term: Period | None) -> tuple[Interval,
     """
     months = FEE_INTERVALS[per]
     anchor = term.start if term is not None else _CALENDAR
+
+    def start_of(k: int) -> date | None:
+        """Interval k's first day; None when it would start on a term's last day
+        only because its day was moved back to a shorter month's end (a term
+        from 2028-02-29 to 2033-02-28 is five years, not five and a day)."""
+        d = _add_months(anchor, k * months)
+        if k and term is not None and d == term.end and d.day != anchor.day:
+            return None
+        return d
+
     elapsed = (covered.start.year - anchor.year) * 12 + covered.start.month - anchor.month
     k = max(0, elapsed // months - 1)
     out = []
     while True:
-        start = _add_months(anchor, k * months)
-        if start > covered.end:
+        start = start_of(k)
+        if start is None or start > covered.end:
             break
         k += 1
         if start < covered.start:
             continue
-        end = _add_months(anchor, k * months) - timedelta(days=1)
+        following = start_of(k)
+        if following is None:  # the term's last day joins this interval
+            assert term is not None
+            end = term.end
+        else:
+            end = following - timedelta(days=1)
         last = end if term is None else min(end, term.end)
         billed, note = ONE, None
         if last < end:
@@ -608,19 +635,32 @@ def hits(target: str, codes: Sequence[str], kinds: Sequence[str]) -> tuple[int, 
     return tuple(i for i, c in enumerate(codes) if c == target)
 
 
+def usage_target(target: str, meters: Sequence[MeterInfo]) -> bool:
+    """Whether an adjustment's target is usage lines (`usage` or a meter's line code).
+
+    Every target reaches lines of one kind only: usage lines, or fee lines
+    (`base`, `addons`, `addon.<id>`); the fixed discount and the invoice
+    minimum (target "") reach the whole invoice.
+    """
+    return target == "usage" or any(m.line_code == target for m in meters)
+
+
 def apply_adjustments(
     steps: Sequence[Adjustment],
     reached: Sequence[tuple[int, ...]],
     amounts: Sequence[Decimal],
     rnd: Callable[[Decimal], Decimal],
     factor: Decimal = ONE,
+    factors: Sequence[Decimal] | None = None,
 ) -> list[tuple[Decimal, Decimal, tuple[Any, ...]]]:
     """Amount, exact amount and working of each step.  Every engine's adjustments.
 
     ``reached[n]`` are the lines step n reaches (see :func:`hits`).
     ``factor`` is the share of a month the invoice bills fixed fees for: the
     fixed discount and the minimums are monthly amounts and are prorated by
-    it (0 on an invoice that bills no fees).  Must run in CONTEXT.
+    it (0 on an invoice that bills no fees).  ``factors``, if given, is the
+    factor of each step instead (an issued invoice prorates a minimum on
+    usage lines by the usage month).  Must run in CONTEXT.
 
     1. A percentage discount takes its share of the lines it reaches.
     2. A line minimum tops its lines, net of their percentage discounts, up
@@ -636,17 +676,15 @@ def apply_adjustments(
     # alone counts as its rounded line, a group discount by its exact share.
     taken: dict[int, Decimal] = {}
     topups: list[tuple[frozenset[int], Decimal]] = []
-
-    def net_of(hit: Sequence[int]) -> Decimal:
-        return sum((amounts[i] + taken.get(i, ZERO) for i in hit), ZERO)
-
-    for step, hit in zip(steps, reached, strict=True):
+    for n, (step, hit) in enumerate(zip(steps, reached, strict=True)):
+        if factors is not None:
+            factor = factors[n]
         if step.kind == "pct":
             base = sum((amounts[i] for i in hit), ZERO)
             exact = -(base * step.value / HUNDRED)
             work: tuple[Any, ...] = (hit,)
         elif step.kind == "line_min":
-            net = net_of(hit)
+            net = _net(hit, amounts, taken)
             exact = (
                 max(ZERO, CONTEXT.subtract(CONTEXT.multiply(step.value, factor), net))
                 if hit
@@ -657,8 +695,10 @@ def apply_adjustments(
             exact = -min(CONTEXT.multiply(step.value, factor), max(running, ZERO))
             work = (running,)
         elif step.kind == "cap":
-            lines = frozenset(hit)
-            net = net_of(hit) + sum((t for h, t in topups if h <= lines), ZERO) if hit else ZERO
+            net = _net(hit, amounts, taken)
+            if topups:
+                lines = frozenset(hit)
+                net += sum((t for h, t in topups if h <= lines), ZERO)
             excess = max(ZERO, net - step.value)
             exact = -min(excess, max(running, ZERO))
             work = (net, excess)
@@ -677,6 +717,14 @@ def apply_adjustments(
         running += amount
         out.append((amount, exact, work))
     return out
+
+
+def _net(hit: Sequence[int], amounts: Sequence[Decimal], taken: Mapping[int, Decimal]) -> Decimal:
+    """The lines ``hit`` reaches, net of what percentage discounts took off them."""
+    if len(hit) == 1:
+        i = hit[0]
+        return amounts[i] + taken.get(i, ZERO)
+    return sum((amounts[i] + taken.get(i, ZERO) for i in hit), ZERO)
 
 
 # ----------------------------------------------------------------- plan

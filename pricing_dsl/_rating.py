@@ -7,7 +7,7 @@ the currency's minor unit, with the contract's rounding mode.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, Inexact, Rounded, localcontext
@@ -16,6 +16,8 @@ from ._decimal import CONTEXT, EXACT
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line, canonical, decimal_text
 from ._plan import (
+    ORDER,
+    Adjustment,
     Catalog,
     Fee,
     MeterCharge,
@@ -26,8 +28,10 @@ from ._plan import (
     fee_factor,
     fee_share,
     hits,
+    intervals,
     needs_period,
     src,
+    usage_target,
 )
 from ._terms import ResolvedContract
 from ._usage import FIRST_YEAR, LAST_YEAR, Period, Usage
@@ -59,14 +63,20 @@ def _fee_lines(plan: RatingPlan, period: Period | None) -> tuple[list[Line], lis
     term = plan.term
     service = period if term is None or period is None else period.intersect(term)
 
+    # A monthly fee's factor is the period's, worked out once for every such fee.
+    monthly, note = fee_factor(period, term)
+    monthly_details: tuple[str, ...] = (
+        (f"prorated: {note}" + (" in the term" if term else ""),) if note else ()
+    )
+
     def line(fee: Fee) -> Line:
-        factor, details = fee_share(fee.per, period, term)
-        exact = CONTEXT.multiply(fee.price, factor)
         if fee.per == "month":
-            note = fee_factor(period, term)[1]
+            factor, details = monthly, monthly_details
             formula = f"{money(fee.price)} per month × {note or '1 month'}"
         else:
+            factor, details = fee_share(fee.per, period, term)
             formula = f"{money(fee.price)} per {fee.per} × {decimal_text(quantity_text(factor))}"
+        exact = CONTEXT.multiply(fee.price, factor)
         return Line(
             fee.code,
             fee.description,
@@ -75,12 +85,21 @@ def _fee_lines(plan: RatingPlan, period: Period | None) -> tuple[list[Line], lis
             fee.price,
             plan.round(exact),
             "fee",
-            service,
+            service if fee.per == "month" else _intervals_served(fee, service, term),
             Explanation(formula, exact, fee.sources, details),
         )
 
     base = [] if plan.base is None else [line(plan.base)]
     return base, [line(fee) for fee in plan.addons]
+
+
+def _intervals_served(fee: Fee, covered: Period | None, term: Period | None) -> Period | None:
+    """What a quarterly or yearly fee line pays for: its intervals that start in
+    the period, within the term (the period itself when none starts)."""
+    found = () if covered is None else intervals(fee.per, covered, term)
+    if not found:
+        return covered
+    return Period(found[0].start, found[-1].last)
 
 
 def _meter_line(
@@ -165,15 +184,26 @@ def _usage_lines(plan: RatingPlan, usage: Usage, period: Period | None) -> list[
     return [_meter_line(plan, charge, usage, service, factor) for charge in plan.meters]
 
 
-def _adjustments(plan: RatingPlan, lines: list[Line], factor: Decimal = ONE) -> list[Line]:
+def _adjustments(
+    plan: RatingPlan,
+    lines: list[Line],
+    factor: Decimal = ONE,
+    steps: Sequence[Adjustment] | None = None,
+    factors: Sequence[Decimal] | None = None,
+) -> list[Line]:
     """Adjustment lines, each with its explanation.
 
     The lines are those of this invoice, which (on an issued invoice) may be
     fewer than the plan's, so the lines each step reaches are found here.
+    ``steps`` and ``factors`` (one per step) default to the plan's
+    adjustments, all at ``factor``.
     """
-    steps = plan.adjustments
+    if steps is None:
+        steps = plan.adjustments
     if not steps:
         return []
+    if factors is None:
+        factors = [factor] * len(steps)
     codes = [ln.code for ln in lines]
     kinds = [ln.kind for ln in lines]
     results = apply_adjustments(
@@ -181,10 +211,10 @@ def _adjustments(plan: RatingPlan, lines: list[Line], factor: Decimal = ONE) -> 
         [hits(step.target, codes, kinds) for step in steps],
         [ln.amount for ln in lines],
         plan.round,
-        factor,
+        factors=factors,
     )
     out = []
-    for step, (amount, exact, work) in zip(steps, results, strict=True):
+    for step, factor, (amount, exact, work) in zip(steps, factors, results, strict=True):
         v = step.value
         if step.kind == "pct":
             hit = work[0]
@@ -337,6 +367,39 @@ def _too_many_digits(usage: Usage) -> Iterator[None]:
         ) from None
 
 
+def _issued_steps(
+    catalog: Catalog,
+    adj_plan: RatingPlan,
+    use_plan: RatingPlan,
+    fee_share_: Decimal,
+    usage_share: Decimal,
+) -> tuple[list[Adjustment], list[Decimal]]:
+    """The adjustments of an issued invoice, and the proration factor of each.
+
+    An adjustment aimed at usage lines (`usage`, a meter's line) is taken from
+    the terms of the usage month M, and a minimum on them is prorated by M's
+    share of the term: usage is billed at M's terms.  The others follow the
+    fees (M+1): adjustments aimed at fee lines, the fixed discount and the
+    invoice minimum.  Kept in the fixed order of kinds, each kind in the
+    order its clauses were written.
+    """
+    meters = catalog.meters
+    # (kind's place, place in its plan's list, adjustment, factor): with one
+    # plan for both months this is exactly that plan's order.
+    chosen = [
+        (ORDER.index(a.kind), n, a, fee_share_)
+        for n, a in enumerate(adj_plan.adjustments)
+        if not (a.target and usage_target(a.target, meters))
+    ]
+    chosen += [
+        (ORDER.index(a.kind), n, a, usage_share if a.kind == "line_min" else fee_share_)
+        for n, a in enumerate(use_plan.adjustments)
+        if a.target and usage_target(a.target, meters)
+    ]
+    chosen.sort(key=lambda item: item[:2])
+    return [a for _, _, a, _ in chosen], [f for _, _, _, f in chosen]
+
+
 def _month_of(d: date) -> Period:
     return Period.month(d.year, d.month)
 
@@ -420,7 +483,10 @@ def issue_invoice(
         # Monthly minimums and fixed discounts follow the fees: prorated with
         # a partial month, and absent from the usage-only invoice after a term.
         factor = fee_factor(fee_period, fee_term)[0] if fees_due else ZERO
-        lines += _adjustments(adj_plan, lines, factor)
+        steps, factors = _issued_steps(
+            catalog, adj_plan, use_plan, factor, fee_factor(usage_period, use_term)[0]
+        )
+        lines += _adjustments(adj_plan, lines, factor, steps, factors)
         return Invoice(
             c.id,
             c.name,

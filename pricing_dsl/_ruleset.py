@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -23,6 +23,7 @@ from ._parser import parse
 from ._plan import Catalog, Plans
 from ._policy import Approval, Policy, PolicyResult, RecordedException, check_policies
 from ._rating import issue_invoice, rate
+from ._statement import Statement, build_statement, has_commitments
 from ._suggest import did_you_mean
 from ._terms import AddonInfo, MeterInfo, ResolvedContract
 from ._usage import Period, Usage, usage_schema
@@ -30,6 +31,8 @@ from ._usage import Period, Usage, usage_schema
 __all__ = ["Ruleset", "check_paths", "load", "loads"]
 
 UsageLike = Usage | Mapping[str, Any]
+# Usage by month, for statements: {"2026-08": usage, …} or usage records with periods.
+UsageHistory = Mapping[Any, UsageLike] | Iterable[UsageLike]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +140,24 @@ class Ruleset:
         compiled = self._compiled.get(contract_id)
         return (compiled or self._compile(contract_id)).plans
 
-    def invoice(self, contract_id: str, issue_date: date | str, usage: UsageLike) -> Invoice:
+    def invoice(
+        self,
+        contract_id: str,
+        issue_date: date | str,
+        usage: UsageLike,
+        history: UsageHistory | None = None,
+    ) -> Invoice:
         """The invoice issued on ``issue_date`` (the 1st of month M+1).
 
         It bills fixed fees in advance for M+1 and ``usage`` (of month M) in arrears.
         ``issue_date`` is a ``date`` or an ISO date string.
+
+        A contract with ``commit``, ``prepaid`` or ``credit`` carries balances
+        from invoice to invoice, so its invoice depends on the ones before:
+        ``history`` is the usage of the term's earlier months (as
+        :meth:`statement` takes it; an empty mapping when there was none),
+        and the invoice is the statement's invoice for ``issue_date``.
+        Without ``history`` such a contract is refused (E307).
         """
         if isinstance(issue_date, str):
             try:
@@ -154,17 +170,158 @@ class Ruleset:
             raise PricingError(
                 Diagnostic("E304", f"the issue date must be a date, not {issue_date!r}")
             )
+        c = self.contract(contract_id)
+        if has_commitments(c):
+            return self._invoice_with_history(c, issue_date, self.usage(usage), history)
         return issue_invoice(
-            self.contract(contract_id),
+            c,
             issue_date,
             self.usage(usage),
             self._catalog,
             self._plans(contract_id),
         )
 
+    def _invoice_with_history(
+        self, c: ResolvedContract, issue_date: date, usage: Usage, history: UsageHistory | None
+    ) -> Invoice:
+        if history is None:
+            raise PricingError(
+                Diagnostic(
+                    "E307",
+                    f"`{c.id}` has commitments or credits, so its invoice depends on the "
+                    "invoices before it",
+                    key="contract",
+                    hint="use `Ruleset.statement` (`pricing statement`), or pass the usage of "
+                    "the earlier months as `history=` (an empty mapping if there was none)",
+                )
+            )
+        term = c.static_terms[("term",)].value
+        first, last = term[0].replace(day=1), Period.month(term[1].year, term[1].month).end
+        if issue_date.day != 1 or not first <= issue_date <= last + timedelta(days=1):
+            # A date no invoice of the term has: the words of an ordinary invoice (E304, E302).
+            issue_invoice(c, issue_date, usage, self._catalog, self._plans(c.id))
+        month = Period.month(*_previous_month(issue_date))
+        records = _usage_records(self, history)
+        for key, earlier in records:
+            when = key or earlier.period
+            if when is not None and when.start >= month.start:
+                raise PricingError(
+                    Diagnostic(
+                        "E309",
+                        f"the history holds usage for {when}, but the invoice issued on "
+                        f"{issue_date} bills {month}",
+                        earlier.source,
+                        key="period",
+                        hint=f"give as history the usage of the months before {month}",
+                    )
+                )
+        if usage.period is not None and usage.period != month:
+            issue_invoice(c, issue_date, usage, self._catalog, self._plans(c.id))  # E305
+        if month.end >= term[0]:
+            # The first invoice of a term bills no usage: like `issue_invoice`, ignore it.
+            records.append((month, usage))
+        return self._statement(c, records, issue_date).invoices[-1]
+
+    def statement(
+        self,
+        contract_id: str,
+        usages: UsageHistory,
+        through: date | str | None = None,
+    ) -> Statement:
+        """Every invoice of a contract's term, in issue order, and the ledger of its balances.
+
+        ``usages`` is the usage by month: a mapping from a month (``"2026-08"``,
+        a :class:`Period` or a ``date`` in the month) to usage, or an iterable
+        of usage records that each carry a ``period`` of one calendar month.
+        A month with no usage is billed as none.  ``through`` (``"YYYY-MM"``
+        or a ``date``) stops at the invoice issued that month; by default
+        the statement runs to the invoice after the term's last month.
+
+        Each invoice is what :meth:`invoice` issues for its date given the
+        months before it, with the ``prepaid``, ``credit.applied`` and
+        ``commit.true_up`` lines of the contract's commitments and credits;
+        the ledger lists every movement of a credit balance.  Works for any
+        contract with a term (E307 without one).
+        """
+        c = self.contract(contract_id)
+        return self._statement(c, _usage_records(self, usages), _through(through))
+
+    def _statement(
+        self,
+        c: ResolvedContract,
+        records: list[tuple[Period | None, Usage]],
+        through: date | None,
+    ) -> Statement:
+        from ._statement import _months_of_usage
+
+        return build_statement(
+            c, _months_of_usage(records), self._catalog, self._plans(c.id), through
+        )
+
     def usage_schema(self) -> dict[str, Any]:
         """The JSON Schema of usage for this ruleset, custom meters included."""
         return usage_schema(self.meters)
+
+
+def _previous_month(d: date) -> tuple[int, int]:
+    return (d.year, d.month - 1) if d.month > 1 else (d.year - 1, 12)
+
+
+def _month_key(key: object) -> Period:
+    """A mapping key of statement usage: ``"YYYY-MM"``, a Period or a date in the month."""
+    if isinstance(key, Period):
+        return key
+    if isinstance(key, date):
+        return Period.month(key.year, key.month)
+    if isinstance(key, str):
+        try:
+            period = Period.parse(key)
+        except ValueError:
+            period = None
+        if period is not None:
+            return period
+    raise PricingError(
+        Diagnostic(
+            "E306",
+            f"a statement's usage is keyed by month, not by {key!r}",
+            key="period",
+            hint='key each month\'s usage by "YYYY-MM"',
+        )
+    )
+
+
+def _usage_records(rules: Ruleset, usages: UsageHistory) -> list[tuple[Period | None, Usage]]:
+    if isinstance(usages, Mapping):
+        return [(_month_key(k), rules.usage(v, source=f"<usage {k}>")) for k, v in usages.items()]
+    if isinstance(usages, (str, bytes)) or not isinstance(usages, Iterable):
+        raise PricingError(
+            Diagnostic(
+                "E306",
+                f"a statement's usage is a mapping by month or an iterable of usage records, "
+                f"not {type(usages).__name__}",
+                hint='pass {"2026-08": {"mau": 100}, …} or a list of usage with periods',
+            )
+        )
+    return [(None, rules.usage(u, source=f"<usage {n}>")) for n, u in enumerate(usages, 1)]
+
+
+def _through(through: date | str | None) -> date | None:
+    if through is None or isinstance(through, date):
+        return through
+    try:
+        period = Period.parse(through) if isinstance(through, str) else None
+    except ValueError:
+        period = None
+    if period is None or not period.is_calendar_month:
+        raise PricingError(
+            Diagnostic(
+                "E308",
+                f"`{through}` is not a month",
+                key="through",
+                hint="give the month of the last invoice as YYYY-MM",
+            )
+        )
+    return period.start
 
 
 def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

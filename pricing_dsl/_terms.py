@@ -139,3 +139,18 @@ class ResolvedContract:
     static_terms: Mapping[TermKey, Sourced[Any]] = field(default_factory=dict)
     has_conditions: bool = False
     uses_period: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommitmentSpec:
+    """A commitment or credit: ``commit``, ``prepaid`` or ``credit`` (see ``_statement.py``).
+
+    ``amount`` is per contract year for ``commit`` and ``prepaid``, once for
+    ``credit``; ``on_usage`` is ``commit … on usage``; ``rollover`` is
+    ``prepaid … rollover``.
+    """
+
+    kind: str  # "commit" | "prepaid" | "credit"
+    amount: Decimal
+    on_usage: bool = False
+    rollover: bool = False

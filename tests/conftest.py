@@ -13,21 +13,54 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 RULESETS = ROOT / "rulesets"
+# A test JVM lives minutes and runs many small queries: the quick JIT compiler
+# only (C2 would spend the second core optimizing code that runs once) and the
+# single-threaded collector start it in a third of the time and halve its CPU.
+LEAN_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+def on_shared_session(nodeid: str) -> bool:
+    """Whether a test runs on the shared Spark session: the word spark in its id.
+
+    Engine tests reach the session through the engine's own getOrCreate, so
+    the name says it; a test that starts Spark in a process of its own may
+    run anywhere.
+    """
+    return "spark" in nodeid.lower() and "of_its_own" not in nodeid
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that asks for the shared session must say so in its name (see below)."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()) and not on_shared_session(item.nodeid):
+            raise pytest.UsageError(
+                f"{item.nodeid} uses the shared Spark session: put 'spark' in its name "
+                "so that it runs on the session's pytest-xdist worker"
+            )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Keep every Spark test on one pytest-xdist worker (`--dist loadgroup`).
 
     A Spark session is a JVM that takes seconds to start and most of a core
     to run: one worker shares one session, instead of each starting its own.
+    The scheduler decides by test id, in the controller, because the
+    xdist_group mark no longer works with pytest 9 (pytest-xdist 3.8 puts the
+    group in a node id that pytest 9 no longer reads), which spread the Spark
+    tests over both workers, each starting a JVM.  Every other test is a unit
+    of its own, as with loadgroup, so the other worker and then both take
+    them as they fall free.
     """
-    for item in items:
-        # Engine tests reach the session through the engine's own getOrCreate,
-        # so the name says it too; a test that starts Spark in a process of
-        # its own may run anywhere.
-        on_shared = "spark" in getattr(item, "fixturenames", ()) or "spark" in item.nodeid.lower()
-        if on_shared and "of_its_own" not in item.nodeid:
-            item.add_marker(pytest.mark.xdist_group("spark"))
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class SharedSparkScheduling(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "spark" if on_shared_session(nodeid) else str(super()._split_scope(nodeid))
+
+    return SharedSparkScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +85,11 @@ def spark() -> Iterator[Any]:
         # One core: the other is the second pytest-xdist worker's.
         pyspark_sql.SparkSession.builder.master("local[1]")
         .appName("pricing-dsl tests")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
+        # The tests' files are tiny: one partition per shuffle is one task
+        # per stage, which more than halves the time of each metering query.
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .config("spark.driver.extraJavaOptions", LEAN_JVM)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")

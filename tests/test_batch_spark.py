@@ -30,6 +30,7 @@ from pricing_dsl._batch import BatchError, BatchSummary, run_batch
 from pricing_dsl._batch import _spark as spark_engine
 from pricing_dsl._cli import main
 
+from .conftest import LEAN_JVM
 from .strategies import ruleset, usage_for
 from .test_batch import FORMATS, SHIPPED, expected, read_rows, shipped_records, write_usage
 
@@ -397,6 +398,13 @@ def test_the_installed_command_on_a_session_of_its_own(pricing_cmd: str, tmp_pat
     """
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no Java runtime: the Spark engine needs one (install Java 17+)")
+    # The JVM settings of the shared session (see conftest), given the way a
+    # cluster gives its own: in spark-defaults.conf, which spark-submit reads.
+    conf_dir = tmp_path / "spark-conf"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text(
+        f"spark.driver.extraJavaOptions {LEAN_JVM}\nspark.sql.shuffle.partitions 1\n", "utf-8"
+    )
     out = tmp_path / "lines.csv"
     args = ["batch", str(ROOT / "rulesets"), "--usage", str(SHIPPED), "--out"]
     done = subprocess.run(
@@ -404,6 +412,7 @@ def test_the_installed_command_on_a_session_of_its_own(pricing_cmd: str, tmp_pat
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "SPARK_CONF_DIR": str(conf_dir)},
     )
     assert "Traceback" not in done.stderr
     assert done.returncode == 1, done.stderr  # 17 records fail, on purpose

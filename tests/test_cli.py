@@ -317,7 +317,8 @@ def test_invoice_errors_exit_1(pricing_cmd: str, ws: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "which", ["usage", "invoice", "export", "diagnostics", "approvals", "diff"]
+    "which",
+    ["usage", "invoice", "export", "diagnostics", "approvals", "diff", "statement", "ledger"],
 )
 def test_schema_prints_the_shipped_schema(pricing_cmd: str, which: str) -> None:
     result = run(pricing_cmd, "schema", which)
@@ -333,7 +334,7 @@ def test_an_unknown_schema_is_named_with_the_choices(pricing_cmd: str) -> None:
     assert result.stderr.startswith("usage: pricing schema")
     assert result.stderr.endswith(
         "pricing: error: unknown schema `nope`; choose one of usage, invoice, export, "
-        "diagnostics, approvals, diff\n"
+        "diagnostics, approvals, diff, statement, ledger\n"
     )
     assert "argument which" not in result.stderr
     result = run(pricing_cmd, "schema", "usgae")

@@ -7,6 +7,7 @@ digits -- and random usage, and both engines must give identical lines.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 import pricing_dsl
 
-from .strategies import ruleset, usage_for
+from .strategies import model_ruleset, model_usage_for, ruleset, usage_for
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -41,6 +42,71 @@ def test_fast_path_agrees_with_interpreter(data: st.DataObject) -> None:
         # The lines built on demand are the interpreter's own.
         assert [ln.to_dict() for ln in fast.lines] == [ln.to_dict() for ln in reference.lines]
         assert fast.total == sum((ln.amount for ln in fast.lines), Decimal(0))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_path_agrees_with_interpreter_on_pricing_models(data: st.DataObject) -> None:
+    # Blocks, tier fees, line minimums, caps on any line or group,
+    # time-limited discounts, quarterly and yearly fees: the fast path runs the
+    # plan's own arithmetic for them, and must give the interpreter's lines.
+    text, points = data.draw(model_ruleset())
+    rules = pricing_dsl.loads(text, "generated.pricing")
+    for n in range(data.draw(st.integers(1, 6))):
+        record = data.draw(model_usage_for(points, n))
+        try:
+            reference = rules.rate_reference("c", dict(record))
+        except pricing_dsl.PricingError as exc:  # a period outside the term
+            with pytest.raises(pricing_dsl.PricingError) as info:
+                rules.rate("c", dict(record))
+            assert info.value.codes == exc.codes
+            continue
+        fast = rules.rate("c", dict(record))
+        assert [ln.to_dict() for ln in fast.lines] == [ln.to_dict() for ln in reference.lines]
+        assert [tuple(map(str, item)) for item in fast._items()] == [
+            tuple(map(str, item)) for item in reference._items()
+        ]
+        assert fast.rules_applied == reference.rules_applied
+        assert str(fast.total) == str(reference.total)
+        # The total is the sum of the rounded lines, adjustments included.
+        assert reference.total == sum((ln.amount for ln in reference.lines), Decimal(0))
+        # Every line is rounded once, to the currency's minor unit.
+        places = 0 if "currency JPY" in text else 2
+        assert all(-ln.amount.as_tuple().exponent == places for ln in reference.lines)  # type: ignore[operator]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_issued_invoices_bill_the_fees_that_rate_bills(data: st.DataObject) -> None:
+    # An invoice issued on the first of M+1 bills M+1's fees in advance: the
+    # same fee lines (quarterly and yearly intervals included) as rating M+1.
+    text, points = data.draw(model_ruleset())
+    rules = pricing_dsl.loads(text, "generated.pricing")
+    record = data.draw(model_usage_for(points, 0))
+    year, month = map(int, record.pop("period").split("-"))
+    issued = date(year + month // 12, month % 12 + 1, 1)
+    usage = {k: v for k, v in record.items() if k not in ("account", "contract")}
+
+    def fees(inv: pricing_dsl.Invoice) -> list[tuple[str, str, str, str]]:
+        return [
+            (ln.code, str(ln.quantity), str(ln.amount), str(ln.service_period))
+            for ln in inv.lines
+            if ln.kind == "fee"
+        ]
+
+    try:
+        invoice = rules.invoice("c", issued, dict(usage))
+    except pricing_dsl.PricingError as exc:
+        assert exc.codes == ["E302"]  # neither month overlaps the term
+        return
+    assert invoice.total == sum((ln.amount for ln in invoice.lines), Decimal(0))
+    try:
+        rated = rules.rate("c", {**usage, "period": issued.isoformat()[:7]})
+    except pricing_dsl.PricingError as exc:
+        assert exc.codes == ["E302"]  # M+1 is after the term: no fees
+        assert fees(invoice) == []
+        return
+    assert fees(invoice) == fees(rated)
 
 
 def test_the_fast_path_is_taken_for_plain_usage() -> None:

@@ -15,6 +15,7 @@ from pricing_dsl._format import format_text
 from pricing_dsl._parser import parse
 
 from .conftest import ROOT, RULESETS
+from .strategies import model_ruleset
 
 SHIPPED = sorted(RULESETS.rglob("*.pricing")) + sorted(
     p for p in (ROOT / "tests").rglob("*.pricing") if "invalid" not in p.parts
@@ -158,6 +159,41 @@ def test_fmt_is_idempotent_and_keeps_meaning(text: str) -> None:
     usage = {"period": "2026-08", "mau": 60_001, "video_minutes": 100_001, "sms": 7}
     for cid in before.contract_ids:
         assert before.rate(cid, dict(usage)).amounts == after.rate(cid, dict(usage)).amounts
+
+
+@st.composite
+def models_relaid(draw: st.DrawFn) -> str:
+    """A generated ruleset with the pricing models' syntax, its spacing and indentation shuffled."""
+    text, _points = draw(model_ruleset())
+    out = []
+    for line in text.splitlines():
+        tokens = line.split()
+        spaces = [draw(st.sampled_from([" ", "  ", "\t"])) for _ in tokens]
+        indent = draw(st.sampled_from(["", " ", "      ", "\t"]))
+        out.append(indent + "".join(t + s for t, s in zip(tokens, spaces, strict=True)).rstrip())
+    return "\n".join(out) + "\n"
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=models_relaid())
+def test_fmt_is_idempotent_on_the_pricing_models(text: str) -> None:
+    # Blocks (`per 0.5 minutes rounded down`), tier fees (`plus 50.00`),
+    # line minimums and caps on groups, `for N months` and `until DATE`,
+    # `per quarter` and `per year`: formatting keeps each and is idempotent.
+    once = format_text(text)
+    assert format_text(once) == once
+    assert _meaning(once, "x") == _meaning(text, "x")
+    before = pricing_dsl.loads(text)
+    after = pricing_dsl.loads(once)
+    usage = {"period": "2026-08", "mau": 1_001, "video_minutes": "100.5", "sms": 101}
+    try:
+        want = before.rate("c", dict(usage)).amounts
+    except pricing_dsl.PricingError as exc:
+        with pytest.raises(pricing_dsl.PricingError) as info:
+            after.rate("c", dict(usage))
+        assert info.value.codes == exc.codes
+    else:
+        assert after.rate("c", dict(usage)).amounts == want
 
 
 def test_fmt_check_and_diff_through_the_installed_command(pricing_cmd: str, tmp_path: Path) -> None:

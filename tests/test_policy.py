@@ -427,10 +427,22 @@ def test_check_approvals_lists_the_shipped_exceptions(
         "Approved",
         "at",
     ]
-    assert out[1].split()[:7] == ["globex", "mau", "overage", "at", "least", "0.06", "per"]
-    assert "FIN-2026-014 (down to 0.05 per user)" in out[1]
-    assert "FIN-2026-015" in out[2]
-    assert out[-1] == "2 recorded exceptions"
+    rows = {" ".join(line.split()[:3]): line for line in out[1:-1]}
+    assert rows["globex mau overage"].split()[:7] == [
+        "globex",
+        "mau",
+        "overage",
+        "at",
+        "least",
+        "0.06",
+        "per",
+    ]
+    assert "FIN-2026-014 (down to 0.05 per user)" in rows["globex mau overage"]
+    assert "FIN-2026-015" in rows["globex video at"]
+    # The pricing models' examples record theirs (rulesets/contracts/models.pricing).
+    assert "FIN-2026-202 (up to 50%)" in rows["ramp discount at"]
+    assert [line.split()[0] for line in out[1:-1]] == ["fine", "globex", "globex", "ramp", "tiers"]
+    assert out[-1] == "5 recorded exceptions"
 
 
 def test_check_approvals_json_matches_its_schema(
@@ -452,11 +464,16 @@ def test_check_approvals_json_matches_its_schema(
     jsonschema.Draft202012Validator(schema, registry=registry).validate(report)
     assert report["ok"] is True
     assert [(e["contract"], e["term"], e["reference"]) for e in report["exceptions"]] == [
+        ("fine", "video", "FIN-2026-203"),
         ("globex", "mau overage", "FIN-2026-014"),
         ("globex", "video", "FIN-2026-015"),
+        ("ramp", "discount", "FIN-2026-202"),
+        ("tiers", "mau overage", "FIN-2026-201"),
     ]
-    assert report["exceptions"][1]["effective"] == "0 per minute"
-    assert report["exceptions"][1]["limit"] == "at least 0.0015 per minute"
+    assert report["exceptions"][2]["effective"] == "0 per minute"
+    assert report["exceptions"][2]["limit"] == "at least 0.0015 per minute"
+    # A price per block of minutes is held to the floor per minute.
+    assert report["exceptions"][0]["effective"] == "0.0005859375 per minute"
 
 
 def test_check_approvals_with_errors_lists_none(

@@ -56,6 +56,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "(default: the active session, spark-submit's master, or local)",
     )
     p.add_argument(
+        "--ledger-in",
+        metavar="FILE",
+        help="balances and committed spend per account, "
+        "as the previous run's --ledger-out wrote them",
+    )
+    p.add_argument(
+        "--ledger-out",
+        metavar="FILE",
+        help="carry commitments and credits: write the accounts' balances after this run here "
+        "(JSON; see docs/batch.md)",
+    )
+    p.add_argument(
         "--quiet",
         action="store_true",
         help="no progress bar and no summary (a failed run still says so in one line)",
@@ -77,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             errors_path=args.errors,
             quiet=args.quiet,
             spark_master=args.spark_master,
+            ledger_in=args.ledger_in,
+            ledger_out=args.ledger_out,
         )
     except BatchUsageError as exc:
         parser = getattr(args, "subparser", None)

@@ -14,6 +14,7 @@ from typing import Any
 from .._duckdb import interrupted
 from .._errors import Diagnostic, PricingError
 from .._files import temp_beside as _temp_beside
+from .._files import write_atomic
 from .._ruleset import Ruleset
 from ._progress import Progress
 from ._records import file_format
@@ -140,6 +141,30 @@ def _replace_both(first: tuple[Path, Path], second: tuple[Path, Path]) -> None:
             backup.unlink(missing_ok=True)
 
 
+def _ledger_paths(
+    ledger_in: str | os.PathLike[str] | None,
+    ledger_out: str | os.PathLike[str] | None,
+    taken: set[Path],
+) -> tuple[Path | None, Path] | None:
+    """The ledger files of a run, checked before any work (None: no ledger)."""
+    if ledger_out is None:
+        if ledger_in is not None:
+            raise BatchUsageError("--ledger-in needs --ledger-out: where to write the new ledger")
+        return None
+    out = Path(ledger_out)
+    source = None if ledger_in is None else Path(ledger_in)
+    for path in (out, source):
+        if path is not None and path.resolve() in taken:
+            raise BatchUsageError(
+                "the ledger files must differ from the usage, output and error files"
+            )
+    if not out.parent.is_dir():
+        raise BatchUsageError(f"the directory of `{out}` does not exist")
+    if out.is_dir():
+        raise BatchUsageError(f"the ledger `{out}` is a directory: give a file name")
+    return source, out
+
+
 def default_errors_path(out_path: str | os.PathLike[str]) -> Path:
     """``lines.csv`` -> ``lines.errors.jsonl``, in the same directory."""
     out = Path(out_path)
@@ -156,6 +181,8 @@ def run_batch(
     quiet: bool = False,
     spark_master: str | None = None,
     spark_session: Any = None,
+    ledger_in: str | os.PathLike[str] | None = None,
+    ledger_out: str | os.PathLike[str] | None = None,
 ) -> BatchSummary:
     """Rate every record of a usage file into a file of line items.
 
@@ -169,6 +196,12 @@ def run_batch(
     runs on ``spark_session`` if given, else on the active session, else on
     a session it starts on ``spark_master`` (default: spark-submit's master,
     or local).
+
+    With ``ledger_out``, accounts whose contract has commitments or credits
+    carry their balances and committed spend from ``ledger_in`` (the previous
+    run's ``ledger_out``) and get their ``prepaid``, ``credit.applied`` and
+    ``commit.true_up`` rows (see ``_ledger.py`` and docs/batch.md); the new
+    ledger is written last, atomically, once the output is in place.
 
     Raises BatchUsageError for a bad request, PricingError when the usage
     file is missing or its CSV header is unusable, BatchError when the run
@@ -196,6 +229,7 @@ def run_batch(
     resolved = {usage.resolve(), out.resolve(), errs.resolve()}
     if len(resolved) != 3:
         raise BatchUsageError("the usage file, the output file and the error file must differ")
+    ledger = _ledger_paths(ledger_in, ledger_out, resolved)
     # Every destination is checked before the work, so a long run never
     # ends in "cannot write", and one file is never replaced without the other.
     for target, what in ((out, "output file"), (errs, "error file")):
@@ -228,8 +262,18 @@ def run_batch(
             notes.append(
                 f"not rated by {_ENGINE_NAMES[engine]} ({why}); the python engine rated {usage}"
             )
+        ledger_text = None
+        if ledger is not None:
+            from ._ledger import apply_ledger
+
+            ledger_text = apply_ledger(ruleset, str(tmp_out), out_fmt, tally, ledger[0])
         _write_errors(tmp_err, err_fmt, tally.errors)
         _replace_both((tmp_out, out), (tmp_err, errs))
+        if ledger is not None and ledger_text is not None:
+            # Last: a run that stops before this leaves the old ledger, and running
+            # the month again with it gives the same output.
+            write_atomic(ledger[1], ledger_text)
+            notes.append(f"ledger written to {ledger[1]}")
     except OSError as exc:
         if exc.filename is not None and Path(exc.filename).resolve() == usage.resolve():
             raise PricingError(
