@@ -499,6 +499,8 @@ def priced_per(draw: st.DrawFn, unit: str) -> str:
     if draw(st.booleans()):
         return f"{price} per {unit}"
     block = draw(st.sampled_from(BLOCKS))
+    if block == "1" and draw(st.booleans()):
+        return f"{price} per {unit} rounded down"  # whole units only
     down = " rounded down" if draw(st.booleans()) else ""
     return f"{price} per {block} {unit}s{down}"
 
