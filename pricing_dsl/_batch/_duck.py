@@ -467,10 +467,12 @@ def _text_parts(ln: SqlLine, fmt: str) -> list[Part]:
             [json_str(ln.quantity)] if isinstance(ln.quantity, str) else ['"', ln.quantity, '"']
         )
         prices: list[Part] = ["null"]
-        if isinstance(ln.unit_price, Text):
+        if isinstance(ln.unit_price, Text) and ln.unit_price.nullable:
             # A volume tier priced per block or with a flat fee has no unit price:
             # NULL, which `||` keeps (concat would not), written as null.
             prices = [Text(f"""COALESCE('"' || {ln.unit_price.sql} || '"', 'null')""")]
+        elif isinstance(ln.unit_price, Text):
+            prices = ['"', ln.unit_price, '"']
         elif isinstance(ln.unit_price, str):
             prices = [_Own(2, json_str)]
         return [

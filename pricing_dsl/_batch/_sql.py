@@ -334,9 +334,13 @@ _NULL_TEXT = "CAST(NULL AS VARCHAR)"
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """Text computed in SQL (a VARCHAR expression that never needs escaping)."""
+    """Text computed in SQL (a VARCHAR expression that never needs escaping).
+
+    ``nullable``: it may be NULL (a unit price that some rows do not have).
+    """
 
     sql: str
+    nullable: bool = False
 
 
 def canon_sql(q: Num) -> Text:
@@ -750,7 +754,10 @@ def _meter_line(
                 unit_price = None
             else:
                 whens = " ".join(f"WHEN {t} THEN {price_sql(prices[k])}" for k, t in tests)
-                unit_price = Text(f"CASE {whens} ELSE {price_sql(prices[-1])} END")
+                unit_price = Text(
+                    f"CASE {whens} ELSE {price_sql(prices[-1])} END",
+                    any(t is None for t in prices),
+                )
         else:
             amount, unit_price = amounts[0], prices[0]
     elif charge.mode == "flat":
