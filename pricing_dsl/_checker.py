@@ -1112,11 +1112,16 @@ class _Checker:
             layers.append(Layer(MappingProxyType(own), label=f"{decl.kind} {name}", span=decl.span))
         if limited:
             term = own.get(("term",)) or (parent.static_terms.get(("term",)) if parent else None)
+            windows = []
             for stmt, limit, patch in limited:
                 layer = self.limited_layer(decl, stmt, limit, patch, term)
                 if layer is not None:
-                    layers.append(layer)
+                    windows.append(layer)
                     uses_period = True
+            # Longest window first, so that while two apply the shorter one wins:
+            # `50% for 3 months` then `20% until …` steps down from 50% to 20%.
+            windows.sort(key=lambda la: la.until or date.max, reverse=True)
+            layers.extend(windows)
         layers.extend(layer for _, layer in sorted(froms, key=lambda p: p[0]))
         layers.extend(whens)
 

@@ -139,6 +139,7 @@ def _contract(c: ResolvedContract, rules: Ruleset) -> dict[str, Any]:
                 "id": a,
                 "name": rules.addons[a].name,
                 "catalog_price": decimal_text(rules.addons[a].price),
+                "per": rules.addons[a].per,
             }
             for a in (addons.value if addons else ())
         ],

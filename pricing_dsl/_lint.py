@@ -33,6 +33,15 @@ def _describe(key: TermKey) -> str:
         return f"`{key[1]}` {key[2]}"
     if key[0] == "addon_price":
         return f"the price of add-on `{key[1]}`"
+    if key[0] == "discount_pct":
+        limited = f" ({key[3]})" if len(key) > 3 else ""
+        return f"the discount on `{key[1]}`{limited}"
+    if key[0] == "discount_fixed":
+        return "the fixed discount" + (f" ({key[2]})" if len(key) > 2 else "")
+    if key[0] == "line_minimum":
+        return f"the minimum of `{key[1]}`"
+    if key[0] == "cap":
+        return f"the cap on `{key[1]}`"
     return f"`{' '.join(key)}`"
 
 
@@ -52,11 +61,12 @@ def _stmt_keys(stmt: A.Stmt, meters: Mapping[str, MeterInfo]) -> list[TermKey]:
     if isinstance(stmt, A.AddonStmt):
         return [("addon_price", stmt.id.text)]
     if isinstance(stmt, A.DiscountPercent):
-        # A time-limited discount is a layer of its own, not a restatement.
-        limited = ("limited",) if stmt.limit else ()
+        # A time-limited discount is a layer of its own, not a restatement;
+        # two with different windows are a step-down, not a repeat.
+        limited = ("limited", _limit_text(stmt.limit)) if stmt.limit else ()
         return [("discount_pct", w.text, *limited) for w in stmt.targets]
     if isinstance(stmt, A.DiscountFixed):
-        return [("discount_fixed", *(("limited",) if stmt.limit else ()))]
+        return [("discount_fixed", *((_limit_text(stmt.limit),) if stmt.limit else ()))]
     if isinstance(stmt, A.CapStmt):
         return [("cap", stmt.line.text)]
     if isinstance(stmt, A.MinimumStmt):
@@ -68,6 +78,13 @@ def _stmt_keys(stmt: A.Stmt, meters: Mapping[str, MeterInfo]) -> list[TermKey]:
     if isinstance(stmt, A.CommitmentStmt):
         return [(stmt.kind,)]
     return []
+
+
+def _limit_text(limit: A.TimeLimit) -> str:
+    if limit.months is not None:
+        return f"for {limit.months.text} months"
+    assert limit.until is not None
+    return f"until {limit.until.text}"
 
 
 def _twice_in_block(body: Iterable[A.Stmt], meters: Mapping[str, MeterInfo]) -> list[Diagnostic]:
@@ -193,7 +210,8 @@ def _dead_tiers(decl: A.PlanDecl, c: ResolvedContract) -> list[Diagnostic]:
                 continue
             where = allowance.span
         for tier in spec.tiers:
-            if tier.up_to is not None and tier.up_to <= free:
+            # A tier with a flat fee still bills it when reached, units free or not.
+            if tier.up_to is not None and tier.up_to <= free and tier.fee is None:
                 out.append(
                     _warn(
                         "W104",

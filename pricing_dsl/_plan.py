@@ -144,8 +144,13 @@ def select_layers(
     if c.uses_period and period is None:
         # Decided before evaluating anything, so whether a period is needed
         # never depends on which way a condition happens to short-circuit.
+        limited = next((la for la in c.layers if la.until is not None), None)
         raise _needs_period(
-            f"a `when` rule of `{c.id}` depends on the period, but the usage has none", source
+            f"`{c.id}` has a time-limited discount (to {limited.until.isoformat()}), "
+            "so the usage needs a period"
+            if limited is not None and limited.until is not None
+            else f"a `when` rule of `{c.id}` depends on the period, but the usage has none",
+            source,
         )
     key: list[bool] = []
     fired: list[str] = []

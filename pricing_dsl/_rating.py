@@ -123,10 +123,11 @@ def _meter_line(
             return f"{decimal_text(qty)} × {money(price)}"
         n = worked.blocks[0 if charge.mode == "volume" else k]
         assert n is not None
-        how = "whole blocks, rounded down" if down else "started blocks, rounded up"
+        how = "whole block" if down else "started block"
+        plural = "" if n == 1 else "s"
         details.append(
             f"{decimal_text(qty)} {unit}s in blocks of {decimal_text(block)}: "
-            f"{decimal_text(n)} {how}"
+            f"{decimal_text(n)} {how}{plural}, rounded {'down' if down else 'up'}"
         )
         return f"{decimal_text(n)} × {money(price)} per {decimal_text(block)} {unit}s"
 
@@ -214,6 +215,7 @@ def _adjustments(
         factors=factors,
     )
     out = []
+    topped = any(step.kind == "line_min" for step in steps)
     for step, factor, (amount, exact, work) in zip(steps, factors, results, strict=True):
         v = step.value
         if step.kind == "pct":
@@ -249,7 +251,8 @@ def _adjustments(
             detail = (
                 "step 4 (caps): on "
                 + (", ".join(codes[i] for i in hits(step.target, codes, kinds)) or "no line")
-                + " net of percentage discounts, with line minimums' top-ups"
+                + " net of percentage discounts"
+                + (", with line minimums' top-ups" if topped else "")
                 + ("" if excess == ZERO else f"; {money(excess)} above the cap")
             )
         else:

@@ -6,6 +6,7 @@ in data/valid/ and data/acceptance/models-9001/.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -208,3 +209,58 @@ def test_a_minimum_on_usage_over_the_issued_invoices_of_a_term_adds_up(tmp_path:
     # (14 of 31 days): 50 x 14/31 = 22.580... -> 22.58.
     assert tops == ["0.00", "27.42", *["50.00"] * 11, "22.58"]
     assert sum(Decimal(t) for t in tops) == Decimal("600.00")
+
+
+def test_a_shorter_limited_discount_wins_while_both_apply(tmp_path: Path) -> None:
+    rules = load(
+        tmp_path,
+        "contract c extends p {\n  term 2026-07-15 to 2027-07-14\n"
+        "  discount 50% on base for 3 months\n  discount 20% on base until 2027-03-31\n}\n",
+    )
+    # 50% through September 2026 (month 3), then 20% through March 2027, then none.
+    got = [
+        lines(rules.rate("c", {"period": p})).get("discount.base")
+        for p in ("2026-08", "2026-09", "2026-10", "2027-03", "2027-04")
+    ]
+    assert got == ["-50.00", "-50.00", "-20.00", "-20.00", None]
+
+
+def test_a_limited_discount_without_a_period_says_so(tmp_path: Path) -> None:
+    rules = load(tmp_path, "contract c extends p {\n  discount 10% on base until 2026-12-31\n}\n")
+    with pytest.raises(PricingError) as e:
+        rules.rate("c", {"mau": 1})
+    d = e.value.diagnostics[0]
+    assert (d.code, d.message) == (
+        "E303",
+        "`c` has a time-limited discount (to 2026-12-31), so the usage needs a period",
+    )
+
+
+def test_a_tier_inside_the_allowance_with_a_flat_fee_is_not_dead(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pricing_dsl._cli import main
+
+    def check(path: Path) -> list[str]:
+        main(["check", "--format", "json", str(path)])
+        return [json.loads(row)["code"] for row in capsys.readouterr().out.splitlines()]
+
+    text = HEAD + (
+        "contract c extends p {\n  mau included 100 overage graduated {\n"
+        "    up to 100 at 1.00 per user plus 10.00\n    above at 0.25 per user\n  }\n}\n"
+    )
+    path = tmp_path / "w.pricing"
+    path.write_text(text)
+    assert check(path) == []
+    # Its fee is billed at zero usage: 10.00.
+    assert lines(pricing_dsl.load(path).rate("c", {}))["mau_overage"] == "10.00"
+    path.write_text(text.replace(" plus 10.00", ""))
+    assert check(path) == ["W104"]
+
+
+def test_export_gives_each_addons_billing_interval(tmp_path: Path) -> None:
+    rules = load(tmp_path, "contract c extends p {\n  addons sso\n}\n")
+    out = export(rules, "c")["contracts"][0]
+    assert out["addons"] == [
+        {"id": "sso", "name": "Single sign-on", "catalog_price": "900.00", "per": "quarter"}
+    ]
