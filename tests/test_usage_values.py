@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import pricing_dsl
@@ -236,6 +236,12 @@ def _billable(key: str, value: Any, exact: Fraction | None) -> bool:
         places += 1
         if places > 60:
             return False
+    # A value written with more than 60 decimal places is refused even when
+    # they are zeros (`0E-61`, "0.000…0"): the bound is on what is written.
+    if isinstance(value, (str, Decimal)):
+        exponent = Decimal(value).as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -60:
+            return False
     return True
 
 
@@ -287,6 +293,7 @@ _RULES = pricing_dsl.loads(RULES, "r.pricing")
 
 @settings(max_examples=400, deadline=None)
 @given(key=st.sampled_from(sorted(LINES)), value=_values)
+@example(key="mau", value=Decimal("0E-61"))  # zero, but written with 61 places: refused
 def test_a_value_is_rated_exactly_or_refused_never_altered(key: str, value: Any) -> None:
     rules = _RULES
     exact = _independent(value)
