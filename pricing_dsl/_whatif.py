@@ -17,7 +17,7 @@ from ._errors import Diagnostic, PricingError
 from ._export import export
 from ._invoice import Invoice, decimal_text
 from ._ruleset import Ruleset, load
-from ._usage import Usage, load_usage_file, parse_usage_text, within_limits
+from ._usage import MAX_PLACES, Usage, load_usage_file, parse_usage_text, within_limits
 
 __all__ = ["diff", "load_git_revision", "quote", "usage_records"]
 
@@ -371,7 +371,9 @@ def quote_points(
     if not (lo.is_finite() and hi.is_finite() and inc.is_finite()) or hi < lo or inc <= 0:
         raise ValueError("--vary needs LOW..HIGH with LOW <= HIGH, and a positive --step")
     if not all(within_limits(x) for x in (lo, hi, inc)):
-        raise ValueError("--vary and --step need numbers below 10^15 with at most 9 decimals")
+        raise ValueError(
+            f"--vary and --step need numbers below 10^15 with at most {MAX_PLACES} decimals"
+        )
     if CONTEXT.divide(hi - lo, inc) > 100_000:
         raise ValueError("that range has more than 100000 steps; use a larger --step")
     points = []
