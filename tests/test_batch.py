@@ -294,7 +294,7 @@ def test_every_format_in_and_out(tmp_path: Path, in_fmt: str, out_fmt: str) -> N
 # ---------------------------------------------------- generated contracts
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_contracts_agree(data: st.DataObject, tmp_path_factory: Any) -> None:
     text, points = data.draw(ruleset())

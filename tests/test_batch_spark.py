@@ -304,7 +304,7 @@ def test_a_bad_csv_header_is_the_python_engines_error(tmp_path: Path, spark: Any
 
 
 @pytest.mark.parametrize("currency", ["JPY", "USD"])
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_contracts_agree_on_spark(
     currency: str, data: st.DataObject, tmp_path_factory: Any, spark: Any

@@ -35,7 +35,7 @@ def _check_against_reference(s: Scenario, result: MeterResult) -> None:
     }
 
 
-@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=35, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_duckdb_agrees_with_the_reference(s: Scenario) -> None:
     _check_against_reference(s, _meter(s, "duckdb"))
@@ -43,7 +43,7 @@ def test_duckdb_agrees_with_the_reference(s: Scenario) -> None:
 
 # Spark pays seconds a query whatever the size, so fewer examples with more
 # rows each: the same SQL is checked on 150 examples with DuckDB above.
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(s=scenarios(max_rows=24))
 def test_spark_duckdb_and_the_reference_agree(s: Scenario, spark: Any) -> None:
     on_spark = _meter(s, "spark", spark)
