@@ -732,6 +732,38 @@ def _net(hit: Sequence[int], amounts: Sequence[Decimal], taken: Mapping[int, Dec
     return sum((amounts[i] + taken.get(i, ZERO) for i in hit), ZERO)
 
 
+def issued_steps(
+    meters: Sequence[MeterInfo],
+    adj_plan: RatingPlan,
+    use_plan: RatingPlan,
+    fee_share_: Decimal,
+    usage_share: Decimal,
+) -> tuple[list[Adjustment], list[Decimal]]:
+    """The adjustments of an issued invoice, and the proration factor of each.
+
+    An adjustment aimed at usage lines (`usage`, a meter's line) is taken from
+    the terms of the usage month M, and a minimum on them is prorated by M's
+    share of the term: usage is billed at M's terms.  The others follow the
+    fees (M+1): adjustments aimed at fee lines, the fixed discount and the
+    invoice minimum.  Kept in the fixed order of kinds, each kind in the
+    order its clauses were written.
+    """
+    # (kind's place, place in its plan's list, adjustment, factor): with one
+    # plan for both months this is exactly that plan's order.
+    chosen = [
+        (ORDER.index(a.kind), n, a, fee_share_)
+        for n, a in enumerate(adj_plan.adjustments)
+        if not (a.target and usage_target(a.target, meters))
+    ]
+    chosen += [
+        (ORDER.index(a.kind), n, a, usage_share if a.kind == "line_min" else fee_share_)
+        for n, a in enumerate(use_plan.adjustments)
+        if a.target and usage_target(a.target, meters)
+    ]
+    chosen.sort(key=lambda item: item[:2])
+    return [a for _, _, a, _ in chosen], [f for _, _, _, f in chosen]
+
+
 # ----------------------------------------------------------------- plan
 
 

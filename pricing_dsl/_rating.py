@@ -16,7 +16,6 @@ from ._decimal import CONTEXT, EXACT
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line, canonical, decimal_text
 from ._plan import (
-    ORDER,
     Adjustment,
     Catalog,
     Fee,
@@ -29,9 +28,9 @@ from ._plan import (
     fee_share,
     hits,
     intervals,
+    issued_steps,
     needs_period,
     src,
-    usage_target,
 )
 from ._terms import ResolvedContract
 from ._usage import FIRST_YEAR, LAST_YEAR, Period, Usage
@@ -260,19 +259,34 @@ def _adjustments(
             text = f"max(0, {shown} - subtotal {money(work[0])})"
             detail = "step 5 (minimum): tops the subtotal up to the minimum"
         out.append(
-            Line(
-                step.code,
-                step.description,
-                ONE,
-                "adjustment",
-                None,
-                amount,
-                "adjustment",
-                None,
-                Explanation(text, exact, (src(step.source),), (detail,)),
+            adjustment_line(
+                step.code, step.description, amount, text, exact, (src(step.source),), detail
             )
         )
     return out
+
+
+def adjustment_line(
+    code: str,
+    description: str,
+    amount: Decimal,
+    formula: str,
+    exact: Decimal,
+    sources: Sequence[str],
+    detail: str,
+) -> Line:
+    """An adjustment line (quantity 1, no unit price, no service period) with its working."""
+    return Line(
+        code,
+        description,
+        ONE,
+        "adjustment",
+        None,
+        amount,
+        "adjustment",
+        None,
+        Explanation(formula, exact, tuple(sources), (detail,)),
+    )
 
 
 def _fraction(factor: Decimal) -> str:
@@ -370,39 +384,6 @@ def _too_many_digits(usage: Usage) -> Iterator[None]:
         ) from None
 
 
-def _issued_steps(
-    catalog: Catalog,
-    adj_plan: RatingPlan,
-    use_plan: RatingPlan,
-    fee_share_: Decimal,
-    usage_share: Decimal,
-) -> tuple[list[Adjustment], list[Decimal]]:
-    """The adjustments of an issued invoice, and the proration factor of each.
-
-    An adjustment aimed at usage lines (`usage`, a meter's line) is taken from
-    the terms of the usage month M, and a minimum on them is prorated by M's
-    share of the term: usage is billed at M's terms.  The others follow the
-    fees (M+1): adjustments aimed at fee lines, the fixed discount and the
-    invoice minimum.  Kept in the fixed order of kinds, each kind in the
-    order its clauses were written.
-    """
-    meters = catalog.meters
-    # (kind's place, place in its plan's list, adjustment, factor): with one
-    # plan for both months this is exactly that plan's order.
-    chosen = [
-        (ORDER.index(a.kind), n, a, fee_share_)
-        for n, a in enumerate(adj_plan.adjustments)
-        if not (a.target and usage_target(a.target, meters))
-    ]
-    chosen += [
-        (ORDER.index(a.kind), n, a, usage_share if a.kind == "line_min" else fee_share_)
-        for n, a in enumerate(use_plan.adjustments)
-        if a.target and usage_target(a.target, meters)
-    ]
-    chosen.sort(key=lambda item: item[:2])
-    return [a for _, _, a, _ in chosen], [f for _, _, _, f in chosen]
-
-
 def _month_of(d: date) -> Period:
     return Period.month(d.year, d.month)
 
@@ -486,8 +467,8 @@ def issue_invoice(
         # Monthly minimums and fixed discounts follow the fees: prorated with
         # a partial month, and absent from the usage-only invoice after a term.
         factor = fee_factor(fee_period, fee_term)[0] if fees_due else ZERO
-        steps, factors = _issued_steps(
-            catalog, adj_plan, use_plan, factor, fee_factor(usage_period, use_term)[0]
+        steps, factors = issued_steps(
+            catalog.meters, adj_plan, use_plan, factor, fee_factor(usage_period, use_term)[0]
         )
         lines += _adjustments(adj_plan, lines, factor, steps, factors)
         return Invoice(

@@ -37,7 +37,7 @@ from ._decimal import CONTEXT, EXACT, ROUNDING
 from ._errors import Diagnostic, PricingError
 from ._invoice import Explanation, Invoice, Line, decimal_text
 from ._plan import QUANTUM, Catalog, Plans, src
-from ._rating import issue_invoice, quantity_text
+from ._rating import adjustment_line, issue_invoice, quantity_text
 from ._terms import CommitmentSpec, ResolvedContract, Sourced
 from ._usage import Period, Usage
 
@@ -446,17 +446,7 @@ def on_usage_side(code: str, kind: str, usage_codes: frozenset[str], has_fees: b
 def _adjustment_line(
     code: str, description: str, amount: Decimal, formula: str, sources: Sequence[str], detail: str
 ) -> Line:
-    return Line(
-        code,
-        description,
-        ONE,
-        "adjustment",
-        None,
-        amount,
-        "adjustment",
-        None,
-        Explanation(formula, amount, tuple(sources), (detail,)),
-    )
+    return adjustment_line(code, description, amount, formula, amount, sources, detail)
 
 
 def _money(d: Decimal) -> str:
