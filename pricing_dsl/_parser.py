@@ -516,6 +516,15 @@ _SLIPS: dict[str, list[str]] = {
         "plan p {\n  concurrency 5\n}",
         "plan p {\n  discount 10 on voice\n}",
     ],
+    "rounded-up": [
+        "plan p {\n  voice 1 per 60 minutes rounded up\n}",
+        "plan p {\n  voice graduated {\n  above at 1 per 60 minutes rounded up\n}\n}",
+    ],
+    "plus-on-a-flat-rate": [
+        "plan p {\n  mau 0.10 per user plus 5\n}",
+        "plan p {\n  sms 1 per 100 messages plus 5\n}",
+        "plan p {\n  voice 1 per 60 minutes rounded down plus 5\n}",
+    ],
 }
 
 _SLIP_MESSAGES = {
@@ -527,6 +536,15 @@ _SLIP_MESSAGES = {
     "missing-percent": (
         "this number needs a `%` sign or a unit",
         "write a percentage as `5%`, or give a price with its unit such as `1.00 per connection`",
+    ),
+    "rounded-up": (
+        "blocks are `rounded down` or, by default, rounded up",
+        "drop `rounded up`: every started block is billed unless the price says `rounded down`",
+    ),
+    "plus-on-a-flat-rate": (
+        "a flat fee (`plus AMOUNT`) belongs to a row of a tier table",
+        "write the rate as a table, e.g. `graduated {` … `above at 0.10 per user plus 5.00` … `}`,"
+        " or bill the fee as an add-on",
     ),
 }
 
