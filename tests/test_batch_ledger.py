@@ -265,6 +265,20 @@ def test_both_engines_agree_with_the_statement(
         (lambda d: d["accounts"][0]["committed_spend"].update(year=True), "wrong type"),
         (lambda d: d["accounts"].append(dict(d["accounts"][0])), "in the ledger twice"),
         (lambda d: d.update(version=2), "is not 1"),
+        # Changes the schema allows but pricing batch never writes: each would bill
+        # the wrong money (a true-up on a year restarted, credit counted twice or
+        # unusable, sub-cent balances).
+        (lambda d: d["accounts"][0]["committed_spend"].update(year=9), "is not the contract year"),
+        (
+            lambda d: d["accounts"][0]["balances"].append(dict(d["accounts"][0]["balances"][-1])),
+            "listed twice",
+        ),
+        (
+            lambda d: [b.update(year=7) for b in d["accounts"][0]["balances"] if b["year"]],
+            "does not belong to 2026-04",
+        ),
+        (lambda d: d["accounts"][0]["balances"][0].update(amount="1.005"), "finer than"),
+        (lambda d: d["accounts"][0]["committed_spend"].update(amount="0.001"), "finer than"),
     ],
 )
 def test_a_changed_ledger_is_refused_with_what_is_wrong(

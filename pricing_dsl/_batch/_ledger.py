@@ -296,6 +296,7 @@ class _Walk:
     account: str
     state: Account | None
     usage_codes: frozenset[str]
+    ledger: str = ""  # the --ledger-in file, for errors in it
     balances: Balances = field(default_factory=Balances)
     term: Period = field(init=False)
     years: tuple[ContractYear, ...] = field(init=False)
@@ -305,7 +306,48 @@ class _Walk:
         self.term = Period(t[0], t[1])
         self.years = contract_years(self.term)
         if self.state is not None:
+            self.check_state(self.state)
             self.balances = Balances.from_state(self.state.balances)
+
+    def check_state(self, state: Account) -> None:
+        """Refuse a ledger entry pricing batch could not have written (E630).
+
+        It passes the schema yet would bill the wrong money: amounts finer
+        than the currency, two balances of one kind and year, or years that
+        are not the contract years of its month.
+        """
+        where = f"account `{state.account}`"
+        quantum = Decimal(1).scaleb(-self.c.minor_units)
+        amounts = [state.spend, *(amount for _, _, amount in state.balances)]
+        if any(a != a.quantize(quantum, context=CONTEXT) for a in amounts):
+            raise _bad(
+                self.ledger,
+                f"{where}: the ledger has an amount finer than the currency's "
+                f"{self.c.minor_units} decimal places",
+                _UNCHANGED,
+            )
+        in_term = self.term.start.replace(day=1) <= state.month <= self.term.end
+        year = self.year_of(state.month).number if in_term else None
+        if year is None or state.year not in (year, year + 1):
+            raise _bad(
+                self.ledger,
+                f"{where}: the committed spend's year {state.year} is not the contract year "
+                f"of {state.month:%Y-%m}",
+                _UNCHANGED,
+            )
+        seen: set[tuple[str, int | None]] = set()
+        for kind, b_year, _ in state.balances:
+            wrong_year = (b_year is None) != (kind == "credit") or (
+                b_year is not None and b_year not in (year, year + 1)
+            )
+            if (kind, b_year) in seen or wrong_year:
+                raise _bad(
+                    self.ledger,
+                    f"{where}: the {kind} balance of year {b_year} is listed twice or "
+                    f"does not belong to {state.month:%Y-%m}",
+                    _UNCHANGED,
+                )
+            seen.add((kind, b_year))
 
     def year_of(self, month: date) -> ContractYear:
         return next(y for y in self.years if y.first_month <= month <= y.last_month)
@@ -509,7 +551,14 @@ def _apply(
                     "give each account one record per month",
                     account,
                 )
-        walk = _Walk(rules, contract_of[account], account, accounts.get(account), usage_codes)
+        walk = _Walk(
+            rules,
+            contract_of[account],
+            account,
+            accounts.get(account),
+            usage_codes,
+            "" if ledger_in is None else str(ledger_in),
+        )
         for month, n in months:
             added[n] = walk.apply(month, records[n])[len(records[n]) :]
         final = walk.state
