@@ -237,7 +237,11 @@ class Statement:
 
     @property
     def balance(self) -> Decimal:
-        return self.ledger[-1].balance if self.ledger else ZERO
+        """The credit left, in the currency's minor units (0.00 with no credit at all)."""
+        if self.ledger:
+            return self.ledger[-1].balance
+        places = self.invoices[0].minor_units if self.invoices else 0
+        return ZERO.scaleb(-places)
 
     @property
     def total(self) -> Decimal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,15 @@ def test_caps_and_line_minimums_count_with_the_lines_they_reach() -> None:
     assert inv.amounts["credit.applied"] == Decimal("-100.00")
     assert inv.total == Decimal("60.00")
     assert st.years[0].committed_spend == Decimal("100.00")
+
+
+def test_a_statement_without_credit_has_a_balance_in_minor_units(tmp_path: Path) -> None:
+    path = tmp_path / "c.pricing"
+    path.write_text(
+        "currency USD\nplan p {\n  base 100.00 per month\n  mau included 1000\n}\n"
+        "contract c extends p {\n  term 2026-01-01 to 2026-12-31\n  commit 2000.00 per year\n}\n"
+    )
+    statement = pricing_dsl.load(path).statement("c", {})
+    assert statement.ledger == ()
+    assert str(statement.balance) == "0.00"
+    assert statement.to_dict()["balance"] == "0.00"
