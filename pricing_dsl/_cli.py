@@ -105,6 +105,12 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--through", metavar="YYYY-MM", help="the month of the last invoice (default: the last)"
     )
+    p.add_argument(
+        "--account",
+        metavar="ID",
+        help="the account whose statement it is, when the usage holds several "
+        "(records of other accounts are left out)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--explain", action="store_true", help="show how each line was derived")
     p.set_defaults(func=_cmd_statement, subparser=p)
@@ -344,6 +350,12 @@ def _cmd_statement(args: argparse.Namespace) -> int:
     rules = load(*args.paths)
     rules.contract(args.contract)  # an unknown id is named before any usage is read
     records = [u for u in usage_records(args.usage, rules) if u.contract in (None, args.contract)]
+    if args.account is not None:
+        records = [u for u in records if u.account == args.account]
+        if not records:
+            raise _UsageError(
+                f"no usage record of `{args.contract}` names the account `{args.account}`"
+            )
     st = rules.statement(args.contract, records, through=args.through)
     if args.format == "json":
         sys.stdout.write(_output.dumps(st.to_dict(explain=True)))

@@ -302,7 +302,7 @@ def _months_of_usage(
                 "a statement is one account's, but the usage names "
                 + " and ".join(f"`{a}`" for a in sorted(a for a in accounts if a is not None)),
                 usage.source,
-                "give the usage of one account",
+                "give the usage of one account (`pricing statement --account ID` picks one)",
             )
         if month in out:
             raise _usage_error(

@@ -112,3 +112,30 @@ def test_invoice_command_points_to_statement(pricing_cmd: str) -> None:
     assert result.returncode == 1
     assert "error[E307]" in result.stderr
     assert "pricing statement" in result.stderr
+
+
+def test_account_picks_one_account_of_a_shared_usage_file(pricing_cmd: str, tmp_path: Path) -> None:
+    records = [yaml.safe_load(p.read_text()) for p in sorted((WAYNE / "usage").glob("*.yaml"))]
+    usage = tmp_path / "usage.jsonl"
+    # Two accounts on the contract: the second's usage doubles the MAU.
+    usage.write_text(
+        "".join(
+            json.dumps({**r, "account": a, **({"mau": 2 * r["mau"]} if a == "w2" else {})}) + "\n"
+            for r in records
+            for a in ("w1", "w2")
+        )
+    )
+    both = run(pricing_cmd, "statement", RULESETS, "--contract", "wayne", "--usage", usage)
+    assert both.returncode == 1 and "E306" in both.stderr and "--account ID" in both.stderr
+    one = run(
+        pricing_cmd, "statement", RULESETS, "--contract", "wayne", "--usage", usage,
+        "--account", "w1",
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    # w1's usage is the hand-computed example's: the same statement.
+    assert one.stdout.endswith("Total of the invoices: USD 38,237.54; credit left: USD 0.00\n")
+    none = run(
+        pricing_cmd, "statement", RULESETS, "--contract", "wayne", "--usage", usage,
+        "--account", "w3",
+    )  # fmt: skip
+    assert none.returncode == 2 and "names the account `w3`" in none.stderr
