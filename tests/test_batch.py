@@ -321,7 +321,7 @@ def test_generated_contracts_agree(data: st.DataObject, tmp_path_factory: Any) -
         assert rules.rate("c", dict(r)).total == rules.rate_reference("c", dict(r)).total
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_pricing_models_agree(data: st.DataObject, tmp_path_factory: Any) -> None:
     # Contracts with blocks, tier fees, line minimums, caps on any line or

@@ -575,7 +575,7 @@ def model_ruleset(draw: st.DrawFn) -> tuple[str, list[int], tuple[str, str] | No
     return text + "\n", near, term
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_model_contracts_agree_and_are_rated_in_sql(
     data: st.DataObject, tmp_path_factory: Any

@@ -44,7 +44,7 @@ def test_fast_path_agrees_with_interpreter(data: st.DataObject) -> None:
         assert fast.total == sum((ln.amount for ln in fast.lines), Decimal(0))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_fast_path_agrees_with_interpreter_on_pricing_models(data: st.DataObject) -> None:
     # Blocks, tier fees, line minimums, caps on any line or group,

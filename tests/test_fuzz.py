@@ -240,7 +240,7 @@ def mutated_ruleset(draw: st.DrawFn) -> dict[str, str]:
     return files
 
 
-@fuzz(120)
+@fuzz(80)
 @given(files=mutated_ruleset())
 def test_mutated_shipped_rulesets_load_or_raise_located_errors(files: dict[str, str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,7 +69,7 @@ def test_edits_of_the_shipped_and_invalid_files_parse_as_the_whole_file(
         same_as_whole(parser, text, name)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_edits_of_a_long_file_parse_as_the_whole_file(data: st.DataObject) -> None:
     parser = IncrementalParser()

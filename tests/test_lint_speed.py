@@ -291,7 +291,7 @@ def _same_as_exhaustive_if_clean(text: str) -> None:
         assert pruned == _lint.lint([tree], result)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=ruleset())
 def test_same_warnings_as_the_exhaustive_walk(case: tuple[str, list[int]]) -> None:
     text, _ = case
@@ -299,7 +299,7 @@ def test_same_warnings_as_the_exhaustive_walk(case: tuple[str, list[int]]) -> No
 
 
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
