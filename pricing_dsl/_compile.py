@@ -37,7 +37,7 @@ from ._plan import (
     apply_adjustments,
     fee_share,
     needs_period,
-    reads_usage,
+    usage_refs,
 )
 from ._rating import quantity_text as _quantity
 from ._rating import rate
@@ -453,7 +453,7 @@ class CompiledContract:
         self.variants: dict[LayerKey, Variant] = {}
         # Conditions on the period alone (a time-limited discount's) do not read usage.
         self.conditions = any(
-            layer.condition is not None and reads_usage(layer.condition) for layer in c.layers
+            layer.condition is not None and usage_refs(layer.condition) for layer in c.layers
         )
         # Without `when` layers that read usage the variant depends on the period alone.
         self.by_period: dict[str | None, Any] | None = None if self.conditions else {}

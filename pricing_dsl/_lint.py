@@ -14,7 +14,7 @@ from ._checker import CheckResult, _within
 from ._decimal import CONTEXT
 from ._errors import Diagnostic, PricingError, Span
 from ._invoice import decimal_text
-from ._plan import Catalog, Plans, fee_factor
+from ._plan import Catalog, Plans, fee_factor, usage_refs
 from ._rating import rate
 from ._terms import STANDARD, AllowanceSpec, MeterInfo, RateSpec, ResolvedContract, Sourced, TermKey
 from ._usage import Period, Usage
@@ -264,22 +264,12 @@ def _probe_points(c: ResolvedContract, meter: MeterInfo) -> list[Decimal]:
                         mau = c.static_terms.get(("meter", "mau", "allowance"))
                         base = Decimal(int(mau.value.value * v.value / 100)) if mau else base
                     points.update({base - 1, base, base + 1})
-        if layer.condition is not None and meter.usage_key in _refs(layer.condition):
+        if layer.condition is not None and meter.usage_key in usage_refs(layer.condition):
             for n in _numbers(layer.condition):
                 points.update({n - 1, n, n + 1})
     top = max(points)
     points.update({top * 2, top * 10 + 1000})
     return sorted(p for p in points if p >= 0)
-
-
-def _refs(e: A.Expr) -> set[str]:
-    if isinstance(e, A.RefExpr):
-        return {e.name.text}
-    if isinstance(e, A.BinaryExpr):
-        return _refs(e.left) | _refs(e.right)
-    if isinstance(e, A.NotExpr):
-        return _refs(e.operand)
-    return set()
 
 
 def _numbers(e: A.Expr) -> list[Decimal]:
@@ -317,7 +307,7 @@ def _price_drops(decl: A.PlanDecl, c: ResolvedContract, catalog: Catalog) -> lis
     own_clause = False
     for layer in c.layers:
         if layer.condition is not None:
-            conditioned.update(_refs(layer.condition))
+            conditioned.update(usage_refs(layer.condition))
             own_clause |= _within(layer.span, decl)
     for meter in catalog.meters:
         key = ("meter", meter.id, "rate")

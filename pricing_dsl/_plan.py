@@ -113,15 +113,15 @@ def layer_tests(c: ResolvedContract) -> tuple[LayerTest, ...]:
     )
 
 
-def reads_usage(e: A.Expr) -> bool:
-    """Whether a condition reads usage values (else it depends on the period alone)."""
+def usage_refs(e: A.Expr) -> set[str]:
+    """The usage keys a condition reads (none: it depends on the period alone)."""
     if isinstance(e, A.RefExpr):
-        return True
+        return {e.name.text}
     if isinstance(e, A.BinaryExpr):
-        return reads_usage(e.left) or reads_usage(e.right)
+        return usage_refs(e.left) | usage_refs(e.right)
     if isinstance(e, A.NotExpr):
-        return reads_usage(e.operand)
-    return False
+        return usage_refs(e.operand)
+    return set()
 
 
 def select_layers(
@@ -297,6 +297,13 @@ def intervals(per: str, covered: Period, term: Period | None) -> tuple[Interval,
     return tuple(out)
 
 
+def proration_details(note: str | None, term: Period | None) -> tuple[str, ...]:
+    """A monthly fee's proration as the explanation shows it (none for a whole month)."""
+    if note is None:
+        return ()
+    return (f"prorated: {note}" + (" in the term" if term else ""),)
+
+
 def fee_share(
     per: str, period: Period | None, term: Period | None
 ) -> tuple[Decimal, tuple[str, ...]]:
@@ -310,9 +317,7 @@ def fee_share(
     """
     if per == "month":
         factor, note = fee_factor(period, term)
-        if note is None:
-            return factor, ()
-        return factor, (f"prorated: {note}" + (" in the term" if term else ""),)
+        return factor, proration_details(note, term)
     if period is None:
         return ZERO, ()
     covered = period if term is None else period.intersect(term)

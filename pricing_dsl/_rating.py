@@ -30,6 +30,7 @@ from ._plan import (
     intervals,
     issued_steps,
     needs_period,
+    proration_details,
     src,
 )
 from ._terms import ResolvedContract
@@ -64,9 +65,7 @@ def _fee_lines(plan: RatingPlan, period: Period | None) -> tuple[list[Line], lis
 
     # A monthly fee's factor is the period's, worked out once for every such fee.
     monthly, note = fee_factor(period, term)
-    monthly_details: tuple[str, ...] = (
-        (f"prorated: {note}" + (" in the term" if term else ""),) if note else ()
-    )
+    monthly_details = proration_details(note, term)
 
     def line(fee: Fee) -> Line:
         if fee.per == "month":

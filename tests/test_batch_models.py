@@ -21,12 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pricing_dsl
-from pricing_dsl._batch import run_batch
 from pricing_dsl._usage import Period
 
 from .conftest import DATA
 from .test_batch import FORMATS, Row, both, read_rows, write_usage
-from .test_batch_shapes import _Recording, rate_rows
+from .test_batch_shapes import rate_rows, sql_of_run
 
 duckdb = pytest.importorskip("duckdb", reason="the DuckDB engine needs the duckdb package")
 
@@ -456,19 +455,7 @@ def _statements(
         }
         for i in range(2 * n)
     ]
-    directory = tmp / f"n{n:04d}"
-    directory.mkdir()
-    usage = directory / "usage.jsonl"
-    write_usage(usage, records)
-    log: list[str] = []
-    real = duckdb.connect
-    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: _Recording(real(*a, **k), log))
-    try:
-        summary = run_batch(rules, usage, directory / "out.jsonl", engine="duckdb", quiet=True)
-    finally:
-        monkeypatch.setattr(duckdb, "connect", real)
-    assert summary.interpreted == 0 and summary.rated == len(records), summary.reasons
-    return log, rules, records
+    return sql_of_run(rules, records, tmp / f"n{n:04d}", monkeypatch), rules, records
 
 
 def test_sql_does_not_grow_with_contracts_using_the_models(
